@@ -1,0 +1,1 @@
+"""jaxrelax implementation. Import the public modules instead (``import jaxrelax as jr``)."""

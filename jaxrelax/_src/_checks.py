@@ -1,0 +1,125 @@
+"""Input checks shared by every public function.
+
+Every check runs at trace time: values that are concrete (Python numbers, NumPy
+arrays, concrete ``jax.Array``s) are validated and raise a clear ``ValueError`` /
+``TypeError`` naming the argument; traced values pass through unchecked, because
+their value is unknown until run time.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = [
+    "as_float_array",
+    "check_axis",
+    "check_key",
+    "check_positive",
+    "check_temperature",
+    "concrete_value",
+    "compute_dtype",
+]
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+    """Returns ``x`` as a NumPy array when its value is known at trace time, else None."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+    except TypeError:
+        return None
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
+    """Raises ValueError naming ``name`` if a concrete ``value`` is not > 0 (or is NaN)."""
+    v = concrete_value(value)
+    if v is None:
+        return
+    if v.dtype == object or not (
+        np.issubdtype(v.dtype, np.floating)
+        or np.issubdtype(v.dtype, np.integer)
+        or v.dtype == jnp.bfloat16
+    ):
+        raise TypeError(f"`{name}` must be a real number or array, got {value!r}.")
+    v = v.astype(np.float64)
+    if np.any(np.isnan(v)):
+        raise ValueError(f"`{name}` must not be NaN, got {value!r}.")
+    bad = v < 0 if allow_zero else v <= 0
+    if np.any(bad):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+
+
+def check_temperature(temperature: Any, name: str = "temperature") -> None:
+    """Validates a temperature: concrete values must be finite-or-inf, > 0, not NaN."""
+    check_positive(temperature, name)
+
+
+def check_key(key: Any, name: str = "key") -> jax.Array:
+    """Accepts a typed ``jax.random.key`` or a legacy ``jax.random.PRNGKey``.
+
+    Raises:
+      TypeError: naming ``name`` if ``key`` is neither.
+    """
+    if isinstance(key, (jax.Array, np.ndarray)):
+        dtype = key.dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            return key  # type: ignore[return-value]
+        if dtype == np.uint32 and key.ndim >= 1 and key.shape[-1] in (2, 4):
+            return key  # type: ignore[return-value]
+    raise TypeError(
+        f"`{name}` must be a PRNG key from jax.random.key(...) or jax.random.PRNGKey(...), "
+        f"got {type(key).__name__}"
+        + (f" with dtype {key.dtype} and shape {key.shape}" if hasattr(key, "dtype") else "")
+        + "."
+    )
+
+
+def check_axis(axis: Any, ndim: int, name: str = "axis", arg: str = "x") -> int:
+    """Normalises ``axis`` for an array of rank ``ndim``.
+
+    Raises:
+      ValueError: if ``ndim == 0`` (no event axis) or ``axis`` is out of range.
+      TypeError: if ``axis`` is not an integer.
+    """
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int, got {axis!r}.") from None
+    if ndim == 0:
+        raise ValueError(f"`{arg}` must have at least one axis (an event axis), got a scalar.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"`{name}`={axis} is out of range for `{arg}` with {ndim} dimension(s).")
+    return axis % ndim
+
+
+def as_float_array(x: ArrayLike, name: str = "x") -> jax.Array:
+    """Converts ``x`` to a floating ``jax.Array``; integers/bools become the default float.
+
+    Raises:
+      TypeError: naming ``name`` for complex or non-numeric input.
+    """
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(f"`{name}` must be an array of real numbers: {e}") from None
+    if jnp.issubdtype(arr.dtype, jnp.floating):
+        return arr
+    if jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_:
+        return arr.astype(jnp.result_type(float))
+    raise TypeError(f"`{name}` must be real-valued, got dtype {arr.dtype}.")
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """The dtype to compute in: float32 for half precision inputs, else ``dtype`` itself."""
+    dtype = jnp.dtype(dtype)
+    if dtype.itemsize < 4:
+        return jnp.float32
+    return dtype

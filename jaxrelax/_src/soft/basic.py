@@ -1,0 +1,249 @@
+"""Temperature-parameterised relaxations of arg max, max, ReLU, step, sign and round.
+
+Every function divides by the temperature *after* subtracting the maximum, so very
+low temperatures and huge logits stay finite, and computes in float32 for half
+precision inputs (the output keeps the input dtype).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.typing import ArrayLike
+
+from jaxrelax._src import _checks
+
+__all__ = [
+    "argmax",
+    "argmax_index",
+    "huber",
+    "max",
+    "relu",
+    "round",
+    "sign",
+    "softmax",
+    "step",
+]
+
+_builtin_max = max
+
+
+def _softmax(x: jax.Array, temperature: ArrayLike, axis: int) -> jax.Array:
+    """Stable softmax(x / T) along ``axis`` in the compute dtype; all-masked rows give 0."""
+    m = jnp.max(x, axis=axis, keepdims=True)
+    all_masked = m == -jnp.inf
+    m_safe = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    z = (x - m_safe) / jnp.asarray(temperature, x.dtype)
+    # A row of only -inf (fully masked) has no distribution: we return zeros there,
+    # with zero gradient, instead of NaN. Replace its entries before the softmax so
+    # that no NaN appears in either branch of the `where` (or in its gradient).
+    z = jnp.where(all_masked, 0.0, z)
+    p = jax.nn.softmax(z, axis=axis)
+    return jnp.where(all_masked, 0.0, p)
+
+
+def _prepare(x: ArrayLike, temperature: ArrayLike, axis: int, name: str = "x"):
+    _checks.check_temperature(temperature)
+    arr = _checks.as_float_array(x, name)
+    axis = _checks.check_axis(axis, arr.ndim, arg=name)
+    return arr, arr.astype(_checks.compute_dtype(arr.dtype)), axis
+
+
+def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
+    r"""Softmax with temperature, ``softmax(x / T)`` along ``axis``.
+
+    .. math:: \mathrm{softmax}(x/T)_i = e^{x_i/T} / \sum_j e^{x_j/T}
+
+    The maximum is subtracted before dividing by ``T``, so ``T = 1e-6`` and
+    ``|x| = 1e30`` stay finite. ``-inf`` entries are masks (probability 0, gradient
+    0). A row whose entries are all ``-inf`` has no distribution: the result there is
+    all zeros (with zero gradient), never NaN.
+
+    Args:
+      x: [..., K] logits; any float dtype (kept).
+      temperature: T > 0; a Python float or a (possibly traced) array broadcastable
+        against ``x`` with the event axis kept (e.g. shape [..., 1]).
+      axis: the event axis.
+    Returns:
+      Probabilities with the shape and dtype of ``x``.
+    Examples:
+      >>> import jax.numpy as jnp, jaxrelax as jr
+      >>> jr.soft.softmax(jnp.array([1.1, 4.0, -0.1, 2.3]), temperature=0.8).round(3)
+      Array([0.023, 0.868, 0.005, 0.104], dtype=float32)
+    """
+    arr, xc, axis = _prepare(x, temperature, axis)
+    return _softmax(xc, temperature, axis).astype(arr.dtype)
+
+
+def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
+    r"""Relaxed one-hot arg max: ``softmax(x / T)``; tends to ``one_hot(argmax(x))`` as T → 0.
+
+    Args:
+      x: [..., K] scores.
+      temperature: T > 0.
+      axis: the event axis.
+    Returns:
+      [..., K] relaxed one-hot vector, same dtype as ``x``.
+    Examples:
+      >>> jr.soft.argmax(jnp.array([1.1, 4.0, -0.1, 2.3]), temperature=0.2).round(3)
+      Array([0., 1., 0., 0.], dtype=float32)
+    """
+    return softmax(x, temperature, axis)
+
+
+def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
+    r"""Soft arg max index: ``softmax(x / T) · [0, 1, ..., K-1]``.
+
+    A differentiable, real-valued approximation of the (0-based) arg max index; tends
+    to the index of the maximum as T → 0.
+
+    Args:
+      x: [..., K] scores.
+      temperature: T > 0.
+      axis: the event axis (removed from the output).
+    Returns:
+      [...] soft indices, same dtype as ``x``. A fully masked row gives 0.
+    Examples:
+      >>> jr.soft.argmax_index(jnp.array([1.1, 4.0, -0.1, 2.3])).round(4)
+      Array(1.2606, dtype=float32)
+    """
+    arr, xc, axis = _prepare(x, temperature, axis)
+    p = _softmax(xc, temperature, axis)
+    shape = [1] * xc.ndim
+    shape[axis] = xc.shape[axis]
+    idx = jnp.arange(xc.shape[axis], dtype=xc.dtype).reshape(shape)
+    return jnp.sum(p * idx, axis=axis).astype(arr.dtype)
+
+
+def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:  # noqa: A001
+    r"""Soft maximum value: ``softmax(x / T) · x``; tends to ``max(x)`` as T → 0.
+
+    Always between ``mean`` (T → ∞, over unmasked entries) and ``max(x)``. ``-inf``
+    entries are masks and contribute nothing (no ``0 · inf`` NaN).
+
+    Args:
+      x: [..., K] values.
+      temperature: T > 0.
+      axis: the event axis (removed from the output).
+    Returns:
+      [...] soft maxima, same dtype as ``x``. A fully masked row gives 0.
+    Examples:
+      >>> jr.soft.max(jnp.array([1.1, 4.0, -0.1, 2.3])).round(3)
+      Array(3.571, dtype=float32)
+    """
+    arr, xc, axis = _prepare(x, temperature, axis)
+    p = _softmax(xc, temperature, axis)
+    x_safe = jnp.where(jnp.isneginf(xc), 0.0, xc)
+    return jnp.sum(p * x_safe, axis=axis).astype(arr.dtype)
+
+
+def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
+    r"""Softplus relaxation of ReLU: ``T · softplus(x / T)``; tends to ``max(x, 0)`` as T → 0.
+
+    Computed as ``max(x, 0) + T · softplus(-|x| / T)``, which never overflows (for
+    ``x = 1e30`` and ``T = 1e-9`` it returns ``1e30``). Derivative: ``sigmoid(x / T)``.
+
+    Args:
+      x: any-shape input (elementwise).
+      temperature: T > 0.
+    Returns:
+      Same shape and dtype as ``x``.
+    Examples:
+      >>> jr.soft.relu(jnp.array([-1.0, 0.0, 1.0]), temperature=0.1).round(4)
+      Array([0.    , 0.0693, 1.    ], dtype=float32)
+    """
+    _checks.check_temperature(temperature)
+    arr = _checks.as_float_array(x)
+    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    t = jnp.asarray(temperature, xc.dtype)
+    out = jnp.maximum(xc, 0.0) + t * jax.nn.softplus(-jnp.abs(xc) / t)
+    return out.astype(arr.dtype)
+
+
+def huber(x: ArrayLike, delta: ArrayLike = 1.0) -> jax.Array:
+    r"""Huber loss, the smooth relaxation of ``|x|`` (elementwise).
+
+    ``0.5 x²`` if ``|x| < δ`` else ``δ (|x| − 0.5 δ)``. Thin wrapper over
+    :func:`optax.losses.huber_loss` with a check on ``delta``.
+
+    Args:
+      x: any-shape residuals.
+      delta: δ > 0, where the quadratic becomes linear.
+    Returns:
+      Same shape and dtype as ``x``.
+    Examples:
+      >>> jr.soft.huber(jnp.array([-3.0, 0.5, 2.0]))
+      Array([2.5  , 0.125, 1.5  ], dtype=float32)
+    """
+    _checks.check_positive(delta, "delta")
+    arr = _checks.as_float_array(x)
+    return optax.losses.huber_loss(arr, delta=delta).astype(arr.dtype)
+
+
+def step(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
+    r"""Sigmoid relaxation of the Heaviside step: ``sigmoid(x / T)``.
+
+    Args:
+      x: any-shape input (elementwise).
+      temperature: T > 0; T → 0 gives the step function (0.5 at 0).
+    Returns:
+      Values in [0, 1], same shape and dtype as ``x``.
+    Examples:
+      >>> jr.soft.step(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
+      Array([0.1192, 0.5   , 0.8808], dtype=float32)
+    """
+    _checks.check_temperature(temperature)
+    arr = _checks.as_float_array(x)
+    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    return jax.nn.sigmoid(xc / jnp.asarray(temperature, xc.dtype)).astype(arr.dtype)
+
+
+def sign(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
+    r"""Tanh relaxation of the sign function: ``tanh(x / T)``.
+
+    Args:
+      x: any-shape input (elementwise).
+      temperature: T > 0; T → 0 gives ``sign(x)``.
+    Returns:
+      Values in [-1, 1], same shape and dtype as ``x``.
+    Examples:
+      >>> jr.soft.sign(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
+      Array([-0.964,  0.   ,  0.964], dtype=float32)
+    """
+    _checks.check_temperature(temperature)
+    arr = _checks.as_float_array(x)
+    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    return jnp.tanh(xc / jnp.asarray(temperature, xc.dtype)).astype(arr.dtype)
+
+
+def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:  # noqa: A001
+    r"""Smooth staircase relaxation of rounding.
+
+    With ``n = floor(x)`` and ``u = x − n ∈ [0, 1)``:
+
+    .. math:: \mathrm{round}_T(x) = n + \tfrac12 + \tfrac12\,
+              \frac{\tanh((u - \frac12) / (2T))}{\tanh(1 / (4T))}
+
+    i.e. a logistic step of temperature T centred at every half-integer, rescaled so
+    that it passes exactly through the integers. It is continuous and continuously
+    differentiable everywhere, equals ``x`` at integers, tends to ``jnp.round`` as
+    T → 0 and to the identity as T → ∞.
+
+    Args:
+      x: any-shape input (elementwise).
+      temperature: T > 0.
+    Returns:
+      Same shape and dtype as ``x``.
+    Examples:
+      >>> jr.soft.round(jnp.array([0.2, 0.5, 1.8]), temperature=0.05).round(3)
+      Array([0.002, 0.5  , 1.998], dtype=float32)
+    """
+    _checks.check_temperature(temperature)
+    arr = _checks.as_float_array(x)
+    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    t = jnp.asarray(temperature, xc.dtype)
+    n = jax.lax.stop_gradient(jnp.floor(xc))
+    u = xc - n
+    frac = 0.5 + 0.5 * jnp.tanh((u - 0.5) / (2.0 * t)) / jnp.tanh(0.25 / t)
+    return (n + frac).astype(arr.dtype)

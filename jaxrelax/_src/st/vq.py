@@ -1,0 +1,63 @@
+"""Vector quantisation with the VQ-VAE straight-through estimator."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxrelax._src import _checks
+from jaxrelax._src.st.basic import straight_through
+
+__all__ = ["vector_quantize"]
+
+
+def vector_quantize(
+    z: ArrayLike, codebook: ArrayLike
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    r"""VQ-VAE quantiser: nearest code forward, straight-through to ``z`` backward.
+
+    ``k* = argmin_k ||z − e_k||²``; ``z_q = e_{k*}`` forward, with the gradient passed
+    unchanged to ``z`` (bit-exact straight-through). The two auxiliary losses of van
+    den Oord et al. (2017) are returned unweighted (the paper weights the second by
+    β = 0.25):
+
+    - ``codebook_loss = mean ||sg(z) − e_{k*}||²`` (moves codes towards encodings),
+    - ``commitment_loss = mean ||z − sg(e_{k*})||²`` (keeps encodings near codes).
+
+    Args:
+      z: [..., D] encoder outputs.
+      codebook: [K, D] code vectors.
+    Returns:
+      ``(z_q, indices, codebook_loss, commitment_loss)``: ``z_q`` [..., D] (dtype of
+      ``z``), ``indices`` [...] int32, and two scalar losses (means over all elements).
+    Examples:
+      >>> import jax.numpy as jnp, jaxrelax as jr
+      >>> zq, idx, _, _ = jr.st.vector_quantize(jnp.array([[0.9, 0.1]]), jnp.eye(2))
+      >>> zq, idx
+      (Array([[1., 0.]], dtype=float32), Array([0], dtype=int32))
+
+    References:
+      van den Oord et al., `Neural Discrete Representation Learning
+      <https://arxiv.org/abs/1711.00937>`_, 2017.
+    """
+    z = _checks.as_float_array(z, "z")
+    codebook = _checks.as_float_array(codebook, "codebook")
+    if codebook.ndim != 2:
+        raise ValueError(f"`codebook` must be [K, D], got shape {codebook.shape}.")
+    if z.ndim == 0 or z.shape[-1] != codebook.shape[-1]:
+        raise ValueError(
+            f"`z` must be [..., D] with D = codebook.shape[-1] = {codebook.shape[-1]}, "
+            f"got shape {z.shape}."
+        )
+    cb = codebook.astype(z.dtype)
+    zs = jax.lax.stop_gradient(z)
+    cbs = jax.lax.stop_gradient(cb)
+    # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 (the ||z||^2 term does not change the arg min).
+    d = -2.0 * zs @ cbs.T + jnp.sum(cbs * cbs, axis=-1)
+    indices = jnp.argmin(d, axis=-1).astype(jnp.int32)
+    e = jnp.take(cb, indices, axis=0)
+    codebook_loss = jnp.mean(jnp.square(zs - e))
+    commitment_loss = jnp.mean(jnp.square(z - jax.lax.stop_gradient(e)))
+    z_q = straight_through(jax.lax.stop_gradient(e), z)
+    return z_q, indices, codebook_loss, commitment_loss
