@@ -116,7 +116,7 @@ def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> 
     return jnp.sum(p * idx, axis=axis).astype(arr.dtype)
 
 
-def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:  # noqa: A001
+def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
     r"""Soft maximum value: ``softmax(x / T) · x``; tends to ``max(x)`` as T → 0.
 
     Always between ``mean`` (T → ∞, over unmasked entries) and ``max(x)``. ``-inf``
@@ -217,7 +217,7 @@ def sign(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     return jnp.tanh(xc / jnp.asarray(temperature, xc.dtype)).astype(arr.dtype)
 
 
-def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:  # noqa: A001
+def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     r"""Smooth staircase relaxation of rounding.
 
     With ``n = floor(x)`` and ``u = x − n ∈ [0, 1)``:

@@ -115,7 +115,7 @@ def _surrogate(x: jax.Array, clip: ArrayLike | None) -> jax.Array:
     return jnp.clip(x, -c, c)
 
 
-def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:  # noqa: A001
+def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
     """Straight-through rounding: forward ``jnp.round(x)``, backward identity.
 
     With ``clip=c`` the backward is the saturated STE: gradient 1 where ``|x| ≤ c``,

@@ -1,0 +1,1 @@
+"""perturb (implementation)."""

@@ -1,0 +1,1 @@
+"""reparam (implementation)."""

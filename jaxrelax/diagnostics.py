@@ -1,0 +1,3 @@
+"""Diagnostics for gradient estimators: bias, variance and cost."""
+
+__all__: list[str] = []
