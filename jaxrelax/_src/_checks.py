@@ -20,6 +20,7 @@ __all__ = [
     "as_float_array",
     "check_axis",
     "check_key",
+    "check_int",
     "check_positive",
     "check_temperature",
     "concrete_value",
@@ -55,6 +56,29 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
     if np.any(bad):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be {bound}, got {value!r}.")
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Returns ``value`` as a Python int, checking ``minimum <= value <= maximum``.
+
+    For static integer arguments (``k``, ``num_samples``, ``num_iters``): the value
+    must be known at trace time.
+
+    Raises:
+      TypeError: naming ``name`` if ``value`` is not an integer (bools are rejected).
+      ValueError: naming ``name`` if it is out of range.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int, got {value!r}.")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int, got {value!r}.") from None
+    if v < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {v}.")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"`{name}` must be <= {maximum}, got {v}.")
+    return v
 
 
 def check_temperature(temperature: Any, name: str = "temperature") -> None:
