@@ -2,8 +2,38 @@
 
 from jaxrelax._src.reparam.base import Reparam as Reparam
 from jaxrelax._src.reparam.base import normal as normal
+from jaxrelax._src.reparam.continuous import cauchy as cauchy
+from jaxrelax._src.reparam.continuous import exponential as exponential
+from jaxrelax._src.reparam.continuous import gumbel as gumbel
+from jaxrelax._src.reparam.continuous import kumaraswamy as kumaraswamy
+from jaxrelax._src.reparam.continuous import laplace as laplace
+from jaxrelax._src.reparam.continuous import logistic as logistic
+from jaxrelax._src.reparam.continuous import lognormal as lognormal
+from jaxrelax._src.reparam.continuous import multivariate_normal as multivariate_normal
+from jaxrelax._src.reparam.continuous import uniform as uniform
+from jaxrelax._src.reparam.gamma import beta as beta
+from jaxrelax._src.reparam.gamma import dirichlet as dirichlet
+from jaxrelax._src.reparam.gamma import gamma as gamma
+from jaxrelax._src.reparam.relaxed import binary_concrete as binary_concrete
+from jaxrelax._src.reparam.relaxed import concrete as concrete
+from jaxrelax._src.reparam.relaxed import gumbel_max as gumbel_max
 
 __all__ = [
     "Reparam",
+    "beta",
+    "binary_concrete",
+    "cauchy",
+    "concrete",
+    "dirichlet",
+    "exponential",
+    "gamma",
+    "gumbel",
+    "gumbel_max",
+    "kumaraswamy",
+    "laplace",
+    "logistic",
+    "lognormal",
+    "multivariate_normal",
     "normal",
+    "uniform",
 ]

@@ -21,6 +21,8 @@ __all__ = [
     "check_axis",
     "check_key",
     "check_int",
+    "check_less",
+    "check_lower_triangular",
     "check_positive",
     "check_temperature",
     "concrete_value",
@@ -79,6 +81,34 @@ def check_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = 
     if maximum is not None and v > maximum:
         raise ValueError(f"`{name}` must be <= {maximum}, got {v}.")
     return v
+
+
+def check_less(low: Any, high: Any, low_name: str, high_name: str) -> None:
+    """Raises ValueError naming both arguments if concrete ``low < high`` fails anywhere."""
+    lo, hi = concrete_value(low), concrete_value(high)
+    if lo is None or hi is None or lo.dtype == object or hi.dtype == object:
+        return
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)) or np.any(~(lo < hi)):
+        raise ValueError(
+            f"`{low_name}` must be < `{high_name}` elementwise, got {low!r} and {high!r}."
+        )
+
+
+def check_lower_triangular(value: Any, name: str) -> None:
+    """Raises ValueError naming ``name`` if a concrete [..., d, d] matrix is not lower
+    triangular with a positive diagonal (a valid Cholesky factor)."""
+    v = concrete_value(value)
+    if v is None or v.dtype == object:
+        return
+    if v.ndim < 2 or v.shape[-1] != v.shape[-2]:
+        raise ValueError(f"`{name}` must have shape [..., d, d], got {v.shape}.")
+    v = v.astype(np.float64)
+    if np.any(np.triu(v, 1) != 0):
+        raise ValueError(f"`{name}` must be lower triangular (zeros above the diagonal).")
+    diag = np.diagonal(v, axis1=-2, axis2=-1)
+    if np.any(~(diag > 0)):
+        raise ValueError(f"`{name}` must have a positive diagonal, got {diag!r}.")
 
 
 def check_temperature(temperature: Any, name: str = "temperature") -> None:

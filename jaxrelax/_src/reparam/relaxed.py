@@ -1,0 +1,224 @@
+"""Concrete (Gumbel-softmax), binary Concrete and the exact Gumbel-max trick.
+
+All three draw standard Gumbel / logistic noise (finite, from ``_random``). Log-densities
+are computed in log space and evaluate ``log x`` at ``max(x, tiny)``: at low
+temperatures samples underflow to exact 0 / 1 entries, and the density is then
+evaluated at the nearest representable point, finite instead of NaN.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxrelax._src import _checks, _random
+from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params
+from jaxrelax._src.soft.basic import _softmax
+from jaxrelax._src.st.basic import one_hot_argmax
+
+__all__ = ["binary_concrete", "concrete", "gumbel_max"]
+
+
+def _masked_log_softmax(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(log_softmax(logits), mask)`` over the last axis; ``-inf`` logits are masks.
+
+    Masked entries of the result are ``-inf`` and carry no NaN gradient.
+    """
+    mask = jnp.isneginf(logits)
+    m = jax.lax.stop_gradient(jnp.max(jnp.where(mask, -jnp.inf, logits), -1, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    z = jnp.where(mask, 0.0, logits - m)
+    lse = jax.nn.logsumexp(jnp.where(mask, -jnp.inf, z), axis=-1, keepdims=True)
+    return jnp.where(mask, -jnp.inf, z - lse), mask
+
+
+def _categorical_shapes(p: Params):
+    logits = p["logits"]
+    batch = logits.shape[:-1]
+    if "temperature" in p:
+        batch = jnp.broadcast_shapes(batch, jnp.shape(p["temperature"]))
+    return batch, logits.shape[-1:]
+
+
+def _check_logits(logits: jax.Array) -> None:
+    _checks.check_axis(-1, logits.ndim, arg="logits")
+
+
+# ---------------------------------------------------------------------------------
+# Concrete / RelaxedOneHotCategorical
+# ---------------------------------------------------------------------------------
+def _concrete_transform(p: Params, g: jax.Array) -> jax.Array:
+    t = jnp.asarray(p["temperature"])[..., None]
+    return _softmax(p["logits"] + g, t, axis=-1)
+
+
+def _concrete_log_prob(p: Params, x: jax.Array) -> jax.Array:
+    logp, mask = _masked_log_softmax(p["logits"])
+    t = jnp.asarray(p["temperature"])
+    n = jnp.sum(~mask, axis=-1).astype(x.dtype)  # categories in the support
+    logx = jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+    logx = jnp.where(mask, 0.0, logx)
+    logp_safe = jnp.where(mask, 0.0, logp)
+    per_k = jnp.where(mask, 0.0, logp_safe - (t[..., None] + 1.0) * logx)
+    inner = jnp.where(mask, -jnp.inf, logp_safe - t[..., None] * logx)
+    return (
+        jax.scipy.special.gammaln(n)
+        + (n - 1.0) * jnp.log(t)
+        + jnp.sum(per_k, axis=-1)
+        - n * jax.nn.logsumexp(inner, axis=-1)
+    )
+
+
+CONCRETE = Family(
+    name="concrete",
+    param_names=("logits", "temperature"),
+    event_ndim=1,
+    shapes=_categorical_shapes,
+    noise=_random.gumbel,
+    transform=_concrete_transform,
+    log_prob=_concrete_log_prob,
+    noise_doc="g ~ Gumbel(0, 1) i.i.d., [..., K]",
+)
+
+
+def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
+    r"""Concrete / Gumbel-softmax distribution (RelaxedOneHotCategorical).
+
+    .. math:: g_k \sim \mathrm{Gumbel}(0, 1), \qquad
+              x = \mathrm{softmax}\bigl((\mathrm{logits} + g) / \lambda\bigr)
+
+    with density on the simplex (Maddison et al. 2017, eq. 1; ``α = softmax(logits)``,
+    ``n`` categories)
+
+    .. math:: p(x) = (n-1)!\,\lambda^{n-1} \prod_k
+              \frac{\alpha_k x_k^{-\lambda-1}}{\sum_i \alpha_i x_i^{-\lambda}},
+
+    evaluated in log space (a log-sum-exp over ``log α_i − λ log x_i``), so low
+    temperatures give finite values. ``-inf`` logits are masks: those categories are
+    outside the support (``n`` counts the unmasked ones).
+
+    Args:
+      logits: [..., K] unnormalised log-probabilities.
+      temperature: ``λ > 0``; scalar or broadcastable against ``logits.shape[:-1]``.
+    Returns:
+      A :class:`Reparam` with ``event_ndim = 1`` whose samples lie on the simplex.
+    Examples:
+      >>> d = jr.reparam.concrete(jnp.log(jnp.array([0.2, 0.3, 0.5])), 0.5)
+      >>> x = d.sample(jax.random.key(0))
+      >>> x.shape, bool(jnp.isclose(x.sum(), 1.0))
+      ((3,), True)
+
+    References:
+      Maddison et al., `The Concrete Distribution <https://arxiv.org/abs/1611.00712>`_,
+      2017. Jang et al., `Categorical Reparameterization with Gumbel-Softmax
+      <https://arxiv.org/abs/1611.01144>`_, 2017.
+    """
+    _checks.check_temperature(temperature)
+    params, _ = float_params(logits=logits, temperature=temperature)
+    _check_logits(params["logits"])
+    return Reparam(CONCRETE, params)
+
+
+# ---------------------------------------------------------------------------------
+# Binary Concrete / RelaxedBernoulli
+# ---------------------------------------------------------------------------------
+def _binary_concrete_log_prob(p: Params, y: jax.Array) -> jax.Array:
+    # Z = logit(Y) = (logits + L) / λ with L ~ Logistic(0, 1); change variables to Y.
+    logits, t = p["logits"], p["temperature"]
+    tiny = jnp.finfo(y.dtype).tiny
+    logy = jnp.log(jnp.maximum(y, tiny))
+    log1my = jnp.log(jnp.maximum(1.0 - y, tiny))
+    u = t * (logy - log1my) - logits  # the logistic noise that produced y
+    au = jnp.abs(u)  # the logistic density is symmetric; |u| keeps ±inf logits NaN-free
+    log_pz = jnp.log(t) - au - 2.0 * jax.nn.softplus(-au)
+    lp = log_pz - logy - log1my
+    return jnp.where((y >= 0) & (y <= 1), lp, -jnp.inf)
+
+
+BINARY_CONCRETE = Family(
+    name="binary_concrete",
+    param_names=("logits", "temperature"),
+    event_ndim=0,
+    shapes=lambda p: (jnp.broadcast_shapes(*(jnp.shape(v) for v in p.values())), ()),
+    noise=_random.logistic,
+    transform=lambda p, eps: jax.nn.sigmoid((p["logits"] + eps) / p["temperature"]),
+    log_prob=_binary_concrete_log_prob,
+    noise_doc="l = log u - log(1 - u) ~ Logistic(0, 1)",
+)
+
+
+def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
+    r"""Binary Concrete distribution (RelaxedBernoulli) on (0, 1).
+
+    .. math:: L \sim \mathrm{Logistic}(0, 1), \qquad
+              y = \sigma\bigl((\mathrm{logits} + L) / \lambda\bigr)
+
+    ``P(y > 1/2) = sigmoid(logits)`` at every temperature. The log-density is the
+    logistic density of ``logit(y)`` plus the change of variables
+    ``−log y − log(1 − y)``.
+
+    Args:
+      logits: log-odds, any shape.
+      temperature: ``λ > 0``; broadcasts against ``logits``.
+    Returns:
+      A scalar-event :class:`Reparam`.
+    Examples:
+      >>> float(jr.reparam.binary_concrete(0.0, 1.0).transform(jnp.array(0.0)))
+      0.5
+
+    References:
+      Maddison et al., `The Concrete Distribution <https://arxiv.org/abs/1611.00712>`_,
+      2017.
+    """
+    _checks.check_temperature(temperature)
+    params, _ = float_params(logits=logits, temperature=temperature)
+    return Reparam(BINARY_CONCRETE, params)
+
+
+# ---------------------------------------------------------------------------------
+# Gumbel-max: exact categorical samples
+# ---------------------------------------------------------------------------------
+def _gumbel_max_log_prob(p: Params, x: jax.Array) -> jax.Array:
+    logp, _ = _masked_log_softmax(p["logits"])
+    return jnp.sum(jnp.where(x > 0, x * logp, 0.0), axis=-1)
+
+
+GUMBEL_MAX = Family(
+    name="gumbel_max",
+    param_names=("logits",),
+    event_ndim=1,
+    shapes=_categorical_shapes,
+    noise=_random.gumbel,
+    transform=lambda p, g: one_hot_argmax(p["logits"] + g, axis=-1),
+    log_prob=_gumbel_max_log_prob,
+    noise_doc="g ~ Gumbel(0, 1) i.i.d., [..., K]",
+)
+
+
+def gumbel_max(logits: ArrayLike) -> Reparam:
+    r"""Exact categorical sample as a one-hot vector by the Gumbel-max trick.
+
+    .. math:: g_k \sim \mathrm{Gumbel}(0, 1), \qquad
+              x = \mathrm{one\_hot}(\arg\max_k\, \mathrm{logits}_k + g_k)
+
+    ``x ~ OneHotCategorical(softmax(logits))`` exactly. ``log_prob(x)`` is the
+    categorical log-mass ``Σ_k x_k log softmax(logits)_k`` (differentiable: use it for
+    score-function estimators).
+
+    Args:
+      logits: [..., K] unnormalised log-probabilities; ``-inf`` entries are masks.
+    Returns:
+      A :class:`Reparam` with ``event_ndim = 1``.
+    Examples:
+      >>> d = jr.reparam.gumbel_max(jnp.array([0.0, 10.0, -jnp.inf]))
+      >>> d.transform(jnp.zeros(3))
+      Array([0., 1., 0.], dtype=float32)
+
+    .. note:: ``transform`` is **not differentiable**: it is piecewise constant, so
+      ``jax.grad`` through it is zero everywhere. Pair it with ``jr.st`` or use
+      ``concrete`` / ``jr.estimators`` for gradients.
+    """
+    params, _ = float_params(logits=logits)
+    _check_logits(params["logits"])
+    return Reparam(GUMBEL_MAX, params)
