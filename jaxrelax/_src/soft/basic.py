@@ -141,7 +141,8 @@ def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array
 def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     r"""Softplus relaxation of ReLU: ``T · softplus(x / T)``; tends to ``max(x, 0)`` as T → 0.
 
-    Computed as ``max(x, 0) + T · softplus(-|x| / T)``, which never overflows (for
+    Computed as ``x + T · softplus(-x / T)`` for x ≥ 0 (and the definition for x < 0),
+    which never overflows (for
     ``x = 1e30`` and ``T = 1e-9`` it returns ``1e30``). Derivative: ``sigmoid(x / T)``.
 
     Args:
@@ -157,7 +158,12 @@ def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     arr = _checks.as_float_array(x)
     xc = arr.astype(_checks.compute_dtype(arr.dtype))
     t = jnp.asarray(temperature, xc.dtype)
-    out = jnp.maximum(xc, 0.0) + t * jax.nn.softplus(-jnp.abs(xc) / t)
+    # Two analytic branches of the same function, each evaluated only where it cannot
+    # overflow (double-where, so the unselected branch has a finite gradient too).
+    pos = xc >= 0
+    x_pos = jnp.where(pos, xc, 0.0)
+    x_neg = jnp.where(pos, 0.0, xc)
+    out = jnp.where(pos, x_pos + t * jax.nn.softplus(-x_pos / t), t * jax.nn.softplus(x_neg / t))
     return out.astype(arr.dtype)
 
 
