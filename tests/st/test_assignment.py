@@ -12,7 +12,9 @@ import jaxrelax as jr
 
 def _brute_force(scores):
     n = scores.shape[0]
-    best = max(itertools.permutations(range(n)), key=lambda p: sum(scores[i, p[i]] for i in range(n)))
+    best = max(
+        itertools.permutations(range(n)), key=lambda p: sum(scores[i, p[i]] for i in range(n))
+    )
     out = np.zeros_like(scores)
     out[np.arange(n), best] = 1
     return out
