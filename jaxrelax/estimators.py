@@ -1,3 +1,27 @@
 """Monte Carlo gradient-estimator transforms: ``E = NAME(f, dist=..., num_samples=...)``."""
 
-__all__: list[str] = []
+from jaxrelax._src.estimators.arm import arm as arm
+from jaxrelax._src.estimators.arm import disarm as disarm
+from jaxrelax._src.estimators.exact import exact as exact
+from jaxrelax._src.estimators.gumbel_rao import gumbel_rao as gumbel_rao
+from jaxrelax._src.estimators.pathwise import pathwise as pathwise
+from jaxrelax._src.estimators.rebar import rebar as rebar
+from jaxrelax._src.estimators.rebar import relax as relax
+from jaxrelax._src.estimators.reinforce import reinforce as reinforce
+from jaxrelax._src.estimators.relaxed import gumbel_softmax as gumbel_softmax
+from jaxrelax._src.estimators.relaxed import st_gumbel_softmax as st_gumbel_softmax
+from jaxrelax._src.estimators.relaxed import straight_through as straight_through
+
+__all__ = [
+    "arm",
+    "disarm",
+    "exact",
+    "gumbel_rao",
+    "gumbel_softmax",
+    "pathwise",
+    "rebar",
+    "reinforce",
+    "relax",
+    "st_gumbel_softmax",
+    "straight_through",
+]

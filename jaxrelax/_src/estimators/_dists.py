@@ -1,0 +1,239 @@
+"""The distributions estimators draw from: Bernoulli, categorical and ``Reparam`` callables.
+
+Each distribution is written for one *joint* draw (all coordinates of ``params`` at
+once); estimators ``vmap`` over independent draws. The discrete families also expose
+their continuous relaxation ``b = H(z)``: a reparameterised ``z`` (logits plus
+logistic / Gumbel noise), the hard map ``H`` and the conditional ``z̃ | b`` used by
+REBAR, RELAX and Gumbel-Rao (Tucker et al. 2017, Appendix B).
+
+Conventions:
+
+* ``bernoulli``: ``params`` are logits ``l`` of any shape; ``z = l + Logistic(0, 1)``,
+  ``b = 1[z > 0]`` (so ``P(b = 1) = sigmoid(l)``); relaxed sample ``sigmoid(z / T)``.
+* ``categorical``: ``params`` are logits ``[..., K]``; ``z = log_softmax(l) + Gumbel``,
+  ``b = one_hot(argmax z)``; relaxed sample ``softmax(z / T)``. ``-inf`` logits are masks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrelax._src import _checks, _random
+from jaxrelax._src.soft.basic import _softmax
+from jaxrelax._src.st.basic import one_hot_argmax
+
+__all__ = ["Bernoulli", "Categorical", "ReparamDist", "get", "MAX_STATES"]
+
+#: Largest number of joint states ``exact`` enumerates (2**16).
+MAX_STATES = 2**16
+
+sg = jax.lax.stop_gradient
+
+
+def _logits(params: Any, dist: str) -> jax.Array:
+    arr = _checks.as_float_array(params, "params")
+    return arr.astype(_checks.compute_dtype(arr.dtype))
+
+
+class Bernoulli:
+    """Independent Bernoulli variables with logits ``params`` (any shape)."""
+
+    name = "bernoulli"
+    discrete = True
+
+    def logits(self, params: Any) -> jax.Array:
+        return _logits(params, self.name)
+
+    def out_dtype(self, params: Any) -> Any:
+        return _checks.as_float_array(params, "params").dtype
+
+    def location(self, logits: jax.Array) -> jax.Array:
+        """The location of ``z``: the logits themselves."""
+        return logits
+
+    def perturb(self, logits: jax.Array, key: jax.Array) -> jax.Array:
+        """``z = l + Logistic(0, 1)``, differentiable in ``l``."""
+        return logits + _random.logistic(key, logits.shape, logits.dtype)
+
+    def harden(self, z: jax.Array) -> jax.Array:
+        return (sg(z) > 0).astype(z.dtype)
+
+    def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
+        return self.harden(self.perturb(sg(logits), key))
+
+    def relax(self, z: jax.Array, temperature: Any) -> jax.Array:
+        return jax.nn.sigmoid(z / jnp.asarray(temperature, z.dtype))
+
+    def soft_mean(self, logits: jax.Array, temperature: Any = 1.0) -> jax.Array:
+        return jax.nn.sigmoid(logits / jnp.asarray(temperature, logits.dtype))
+
+    def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array) -> jax.Array:
+        r"""``z̃ ~ p(z | H(z) = b)``, reparameterised in ``logits``.
+
+        With ``v ~ U(0, 1)``: ``z̃ = softplus(l + log v) − log(1 − v)`` if ``b = 1`` and
+        ``z̃ = log v − softplus(log(1 − v) − l)`` if ``b = 0`` (the logit of ``u``
+        conditioned on ``u > 1 − σ(l)``, resp. ``u < 1 − σ(l)``, written stably).
+        """
+        v = _random.uniform_open(key, logits.shape, logits.dtype)
+        log_v, log_1mv = jnp.log(v), jnp.log1p(-v)
+        one = jax.nn.softplus(logits + log_v) - log_1mv
+        zero = log_v - jax.nn.softplus(log_1mv - logits)
+        return jnp.where(sg(b) > 0, one, zero)
+
+    def log_prob(self, logits: jax.Array, b: jax.Array) -> jax.Array:
+        """Joint ``log p(b)``, summed over every coordinate."""
+        lp = jnp.where(b > 0, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
+        return jnp.sum(lp)
+
+    def num_states(self, shape: tuple[int, ...]) -> int:
+        n = math.prod(shape)
+        return 2**n if n < 64 else MAX_STATES + 1
+
+    def enumerate(self, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+        n = math.prod(shape)
+        idx = np.arange(2**n)[:, None]
+        bits = (idx >> np.arange(n)[None, :]) & 1
+        return jnp.asarray(bits.reshape((2**n, *shape)), dtype)
+
+
+class Categorical:
+    """Independent categorical variables with logits ``params`` of shape ``[..., K]``."""
+
+    name = "categorical"
+    discrete = True
+
+    def logits(self, params: Any) -> jax.Array:
+        arr = _logits(params, self.name)
+        if arr.ndim == 0:
+            raise ValueError(
+                "`params` for dist='categorical' must have an event axis [..., K], got a scalar."
+            )
+        return arr
+
+    def out_dtype(self, params: Any) -> Any:
+        return _checks.as_float_array(params, "params").dtype
+
+    def location(self, logits: jax.Array) -> jax.Array:
+        """The location of ``z``: normalised log-probabilities (``-inf`` for masks)."""
+        return self._log_probs(logits)
+
+    def _log_probs(self, logits: jax.Array) -> jax.Array:
+        # log_softmax with -inf masks kept as -inf and no NaN in the gradient.
+        m = jnp.max(logits, axis=-1, keepdims=True)
+        m = sg(jnp.where(jnp.isfinite(m), m, 0.0))
+        masked = jnp.isneginf(logits)
+        safe = jnp.where(masked, -jnp.inf, logits - m)
+        lse = jax.nn.logsumexp(safe, axis=-1, keepdims=True)
+        return jnp.where(masked, -jnp.inf, safe - lse)
+
+    def perturb(self, logits: jax.Array, key: jax.Array) -> jax.Array:
+        """``z = log_softmax(l) + Gumbel(0, 1)``, differentiable in ``l``."""
+        return self._log_probs(logits) + _random.gumbel(key, logits.shape, logits.dtype)
+
+    def harden(self, z: jax.Array) -> jax.Array:
+        return one_hot_argmax(sg(z), -1)
+
+    def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
+        return self.harden(self.perturb(sg(logits), key))
+
+    def relax(self, z: jax.Array, temperature: Any) -> jax.Array:
+        return _softmax(z, temperature, -1)
+
+    def soft_mean(self, logits: jax.Array, temperature: Any = 1.0) -> jax.Array:
+        return _softmax(logits, temperature, -1)
+
+    def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array) -> jax.Array:
+        r"""``z̃ ~ p(z | argmax z = b)``, reparameterised in ``logits``.
+
+        With ``E_i = −log v_i``, ``v ~ U(0, 1)^K``: ``z̃_b = −log E_b`` and
+        ``z̃_i = −log(E_i / p_i + E_b)`` for ``i ≠ b`` (Tucker et al. 2017, App. B).
+        Masked categories (``p_i = 0``) get ``z̃_i = −inf``.
+        """
+        lp = self._log_probs(logits)
+        masked = jnp.isneginf(lp)
+        lp_safe = jnp.where(masked, 0.0, lp)
+        log_e = jnp.log(-jnp.log(_random.uniform_open(key, logits.shape, logits.dtype)))
+        b = sg(b)
+        log_e_b = jnp.sum(jnp.where(b > 0, log_e, 0.0), axis=-1, keepdims=True)
+        other = -jnp.logaddexp(log_e - lp_safe, log_e_b)
+        z = jnp.where(b > 0, -log_e_b, other)
+        return jnp.where(masked, -jnp.inf, z)
+
+    def log_prob(self, logits: jax.Array, b: jax.Array) -> jax.Array:
+        """Joint ``log p(b)`` for one-hot ``b``, summed over the batch axes."""
+        lp = self._log_probs(logits)
+        return jnp.sum(jnp.where(b > 0, lp, 0.0))
+
+    def num_states(self, shape: tuple[int, ...]) -> int:
+        k, n = shape[-1], math.prod(shape[:-1])
+        return k**n if n * math.log2(max(k, 2)) < 64 else MAX_STATES + 1
+
+    def enumerate(self, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+        k, n = shape[-1], math.prod(shape[:-1])
+        s = k**n
+        idx = np.arange(s)[:, None]
+        digits = (idx // (k ** np.arange(n))[None, :]) % k
+        onehot = np.eye(k)[digits]  # [S, n, K]
+        return jnp.asarray(onehot.reshape((s, *shape)), dtype)
+
+
+class ReparamDist:
+    """A continuous distribution given as a callable ``params -> jr.reparam.Reparam``."""
+
+    name = "reparam"
+    discrete = False
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+    def logits(self, params: Any) -> Any:
+        return params
+
+    def out_dtype(self, params: Any) -> Any:
+        return None
+
+    def rsample(self, params: Any, key: jax.Array) -> jax.Array:
+        """A reparameterised (pathwise-differentiable) draw."""
+        return self.fn(params).sample(key)
+
+    def sample(self, params: Any, key: jax.Array) -> jax.Array:
+        return sg(self.fn(sg(params)).sample(key))
+
+    def log_prob(self, params: Any, x: jax.Array) -> jax.Array:
+        return jnp.sum(self.fn(params).log_prob(x))
+
+
+_NAMED = {"bernoulli": Bernoulli, "categorical": Categorical}
+
+
+def get(dist: Any, allowed: tuple[str, ...] = ("bernoulli", "categorical", "reparam")):
+    """Resolves the ``dist`` argument of an estimator.
+
+    Raises:
+      ValueError: naming ``dist`` for an unknown name or a family the estimator lacks.
+      TypeError: naming ``dist`` if it is neither a string nor a callable.
+    """
+    if isinstance(dist, str):
+        if dist not in _NAMED:
+            raise ValueError(
+                f"`dist` must be 'bernoulli', 'categorical' or a callable params -> "
+                f"jr.reparam.Reparam, got {dist!r}."
+            )
+        if dist not in allowed:
+            raise ValueError(f"`dist`={dist!r} is not supported here; use one of {allowed}.")
+        return _NAMED[dist]()
+    if callable(dist):
+        if "reparam" not in allowed:
+            names = " or ".join(repr(a) for a in allowed)
+            raise ValueError(f"`dist` must be {names} here, got the callable {dist!r}.")
+        return ReparamDist(dist)
+    raise TypeError(
+        f"`dist` must be 'bernoulli', 'categorical' or a callable params -> "
+        f"jr.reparam.Reparam, got {type(dist).__name__}."
+    )

@@ -1,0 +1,90 @@
+"""Gumbel-Rao: straight-through Gumbel-softmax, Rao-Blackwellised over the Gumbel noise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrelax._src import _checks
+from jaxrelax._src.estimators import _core, _dists
+from jaxrelax._src.st.basic import straight_through as _straight_through
+
+__all__ = ["gumbel_rao"]
+
+
+def gumbel_rao(
+    f: Callable[..., jax.Array],
+    dist: str = "categorical",
+    num_samples: int = 1,
+    *,
+    temperature: Any = 1.0,
+    num_mc: int = 10,
+) -> _core.Estimator:
+    r"""Gumbel-Rao: ST Gumbel-softmax with the relaxed gradient averaged given the sample.
+
+    Forward: ``f`` at an exact sample ``b = one_hot(argmax(log p + g))``; backward:
+    ``∂f/∂b`` pulled back through the average of ``m = num_mc`` relaxed samples drawn
+    from the Gumbel noise *conditioned on* ``b``:
+
+    .. math:: \hat g = \frac{\partial f}{\partial b}\,
+       \frac{1}{m}\sum_{j=1}^m \nabla_\phi\, \mathrm{softmax}(\tilde z_j / T),
+       \qquad \tilde z_j \sim p(z \mid \arg\max z = b).
+
+    It is a Rao-Blackwellisation of the straight-through Gumbel-softmax estimator: same
+    expectation, lower variance, at the cost of ``m`` cheap relaxed draws (``f`` is still
+    evaluated once per sample). ``dist="bernoulli"`` uses the logistic analogue.
+
+    Args:
+      f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
+      dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
+      num_samples: exact draws per estimate (``f`` evaluations).
+      temperature: T > 0 of the relaxation; may be traced.
+      num_mc: conditional Gumbel draws ``m`` per exact draw.
+    Returns:
+      ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+    Examples:
+      >>> E = jr.estimators.gumbel_rao(lambda b: b[1], temperature=0.5, num_mc=100)
+      >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
+      (3,)
+
+    References:
+      Paulus, Maddison & Krause, `Rao-Blackwellizing the Straight-Through Gumbel-Softmax
+      Gradient Estimator <https://arxiv.org/abs/2010.04838>`_, 2021.
+
+    .. note:: Biased gradient (the bias of ST Gumbel-softmax), lower variance; unbiased
+      value; ``num_samples`` evaluations of ``f``; needs ``∂f/∂b``.
+    """
+    d = _dists.get(dist, ("bernoulli", "categorical"))
+    n = _core.check_num_samples(num_samples)
+    m = _core.check_num_samples(num_mc, "num_mc")
+    _checks.check_temperature(temperature)
+
+    def draw(logits, key):
+        k_z, k_v = jax.random.split(key)
+        b = d.sample(logits, k_z)
+        loc = d.location(logits)
+        fixed_loc = _core.sg(loc)
+
+        def relaxed(k):
+            # Conditional noise g = z̃ - location, held fixed: the gradient is that of
+            # relax(location + g) (the unconditional pathwise derivative) at z̃ | b.
+            z_tilde = d.conditional(_core.sg(logits), b, k)
+            g = jnp.where(jnp.isneginf(fixed_loc), 0.0, z_tilde - fixed_loc)
+            return d.relax(loc + _core.sg(g), temperature)
+
+        soft = jnp.mean(jax.vmap(relaxed)(_core.sample_keys(k_v, m)), axis=0)
+        return _straight_through(b, soft)
+
+    def rule(params, key, call):
+        logits = d.logits(params)
+        dtype = d.out_dtype(params)
+        xs = jax.vmap(lambda k: draw(logits, k).astype(dtype))(_core.sample_keys(key, n))
+        value = jnp.mean(jax.vmap(call.f)(xs))
+        return value, jnp.zeros((), value.dtype)
+
+    return _core.Estimator(
+        "gumbel_rao", f, d, rule, n, options={"temperature": temperature, "num_mc": num_mc}
+    )

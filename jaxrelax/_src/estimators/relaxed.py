@@ -1,0 +1,161 @@
+"""Relaxed and straight-through estimators: Gumbel-softmax, ST Gumbel-softmax, ST."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrelax._src import _checks
+from jaxrelax._src.estimators import _core, _dists
+from jaxrelax._src.gumbel_softmax import gumbel_softmax as _gumbel_softmax
+from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
+from jaxrelax._src.st.basic import straight_through as _straight_through
+
+__all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
+
+
+def _sampling_rule(d, n: int, draw: Callable[[jax.Array, jax.Array], jax.Array]):
+    """A rule whose value (and gradient) is the mean of ``f`` at ``n`` differentiable draws."""
+
+    def rule(params, key, call):
+        logits = d.logits(params)
+        dtype = d.out_dtype(params)
+        xs = jax.vmap(lambda k: draw(logits, k).astype(dtype))(_core.sample_keys(key, n))
+        value = jnp.mean(jax.vmap(call.f)(xs))
+        return value, jnp.zeros((), value.dtype)
+
+    return rule
+
+
+def _concrete(d, temperature: Any, hard: bool):
+    def draw(logits, key):
+        if d.name == "categorical":
+            return _gumbel_softmax(key, logits, temperature=temperature, hard=hard)
+        z = d.perturb(logits, key)
+        y = d.relax(z, temperature)
+        return _straight_through(d.harden(z), y) if hard else y
+
+    return draw
+
+
+def gumbel_softmax(
+    f: Callable[..., jax.Array],
+    dist: str = "categorical",
+    num_samples: int = 1,
+    *,
+    temperature: Any = 1.0,
+) -> _core.Estimator:
+    r"""Gumbel-softmax (Concrete) estimator: ``f`` evaluated at relaxed samples.
+
+    Categorical: ``y = softmax((φ + g) / T)``, ``g ~ Gumbel(0, 1)``; Bernoulli (binary
+    Concrete): ``y = σ((φ + L) / T)``, ``L ~ Logistic(0, 1)``. The value is
+    ``(1/n) Σ f(y_i)`` — an estimate of the *relaxed* objective — and the gradient is its
+    pathwise gradient. ``f`` must accept relaxed (non-binary) inputs.
+
+    Args:
+      f: per-sample loss ``f(y, *args) -> scalar``, differentiable in ``y``.
+      dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
+      num_samples: draws per estimate (``f`` evaluations).
+      temperature: T > 0; may be a traced array (annealing schedule, learned).
+    Returns:
+      ``E(params, key, *args)``.
+    Examples:
+      >>> E = jr.estimators.gumbel_softmax(lambda y: y[0], dist="categorical", temperature=0.5)
+      >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
+      (3,)
+
+    References:
+      Jang et al., `Categorical Reparameterization with Gumbel-Softmax
+      <https://arxiv.org/abs/1611.01144>`_, 2017. Maddison et al., `The Concrete
+      Distribution <https://arxiv.org/abs/1611.00712>`_, 2017.
+
+    .. note:: Biased for ``E[f(x)]`` over discrete ``x`` (both value and gradient refer to
+      the relaxation); the bias shrinks and the variance grows as T → 0. ``num_samples``
+      evaluations of ``f`` and one backward pass through ``f``.
+    """
+    d = _dists.get(dist, ("bernoulli", "categorical"))
+    n = _core.check_num_samples(num_samples)
+    _checks.check_temperature(temperature)
+    rule = _sampling_rule(d, n, _concrete(d, temperature, hard=False))
+    return _core.Estimator("gumbel_softmax", f, d, rule, n, options={"temperature": temperature})
+
+
+def st_gumbel_softmax(
+    f: Callable[..., jax.Array],
+    dist: str = "categorical",
+    num_samples: int = 1,
+    *,
+    temperature: Any = 1.0,
+) -> _core.Estimator:
+    r"""Straight-through Gumbel-softmax: exact samples forward, relaxed gradient backward.
+
+    Forward: ``f`` at the exact sample ``b = one_hot(argmax(φ + g))`` (Bernoulli:
+    ``1[φ + L > 0]``); backward: the gradient of the relaxed sample
+    ``softmax((φ + g) / T)`` (``σ((φ + L) / T)``), i.e. ``∂f/∂b`` at the hard sample
+    pulled back through the relaxation.
+
+    Args:
+      f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
+      dist: ``"categorical"`` or ``"bernoulli"``.
+      num_samples: draws per estimate (``f`` evaluations).
+      temperature: T > 0 of the backward relaxation; may be traced.
+    Returns:
+      ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+    Examples:
+      >>> E = jr.estimators.st_gumbel_softmax(lambda b: b[1], dist="categorical")
+      >>> E(jnp.array([0.0, 50.0, 0.0]), jax.random.key(0))
+      Array(1., dtype=float32)
+
+    References:
+      Jang et al., `Categorical Reparameterization with Gumbel-Softmax
+      <https://arxiv.org/abs/1611.01144>`_, 2017.
+
+    .. note:: Biased gradient (unbiased value); ``num_samples`` evaluations of ``f``;
+      needs ``∂f/∂b``.
+    """
+    d = _dists.get(dist, ("bernoulli", "categorical"))
+    n = _core.check_num_samples(num_samples)
+    _checks.check_temperature(temperature)
+    rule = _sampling_rule(d, n, _concrete(d, temperature, hard=True))
+    return _core.Estimator("st_gumbel_softmax", f, d, rule, n, options={"temperature": temperature})
+
+
+def straight_through(
+    f: Callable[..., jax.Array], dist: str = "bernoulli", num_samples: int = 1
+) -> _core.Estimator:
+    r"""The straight-through estimator of Bengio et al. (2013).
+
+    Forward: ``f`` at an exact sample ``b`` (Bernoulli ``{0, 1}``; categorical one-hot);
+    backward: ``∂f/∂b`` passed through the mean, i.e. the gradient of ``σ(φ)`` (Bernoulli,
+    as ``jr.st.bernoulli``) or of ``softmax(φ)`` (categorical).
+
+    Args:
+      f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
+      dist: ``"bernoulli"`` or ``"categorical"``.
+      num_samples: draws per estimate (``f`` evaluations).
+    Returns:
+      ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+    Examples:
+      >>> E = jr.estimators.straight_through(lambda b: jnp.sum(b), dist="bernoulli")
+      >>> jax.grad(E)(jnp.zeros(2), jax.random.key(0))
+      Array([0.25, 0.25], dtype=float32)
+
+    References:
+      Bengio, Léonard & Courville, `Estimating or Propagating Gradients Through Stochastic
+      Neurons for Conditional Computation <https://arxiv.org/abs/1308.3432>`_, 2013.
+
+    .. note:: Biased gradient (unbiased value), lowest variance; ``num_samples``
+      evaluations of ``f``; needs ``∂f/∂b``.
+    """
+    d = _dists.get(dist, ("bernoulli", "categorical"))
+    n = _core.check_num_samples(num_samples)
+
+    def draw(logits, key):
+        if d.name == "bernoulli":
+            return _st_bernoulli(key, logits)
+        return _straight_through(d.sample(logits, key), d.soft_mean(logits))
+
+    return _core.Estimator("straight_through", f, d, _sampling_rule(d, n, draw), n)
