@@ -14,6 +14,7 @@ from jaxrelax._src.reparam.continuous import uniform as uniform
 from jaxrelax._src.reparam.gamma import beta as beta
 from jaxrelax._src.reparam.gamma import dirichlet as dirichlet
 from jaxrelax._src.reparam.gamma import gamma as gamma
+from jaxrelax._src.reparam.interop import from_distribution as from_distribution
 from jaxrelax._src.reparam.relaxed import binary_concrete as binary_concrete
 from jaxrelax._src.reparam.relaxed import concrete as concrete
 from jaxrelax._src.reparam.relaxed import gumbel_max as gumbel_max
@@ -26,6 +27,7 @@ __all__ = [
     "concrete",
     "dirichlet",
     "exponential",
+    "from_distribution",
     "gamma",
     "gumbel",
     "gumbel_max",
