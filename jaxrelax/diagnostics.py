@@ -1,3 +1,6 @@
 """Diagnostics for gradient estimators: bias, variance and cost."""
 
-__all__: list[str] = []
+from jaxrelax._src.diagnostics import GradientStats as GradientStats
+from jaxrelax._src.diagnostics import gradient_stats as gradient_stats
+
+__all__ = ["GradientStats", "gradient_stats"]
