@@ -1,3 +1,7 @@
 """Flax NNX layers built on jaxrelax (Gumbel-softmax, stochastic binary, vector quantiser)."""
 
-__all__: list[str] = []
+from jaxrelax._src.nn.layers import GumbelSoftmax as GumbelSoftmax
+from jaxrelax._src.nn.layers import StochasticBinary as StochasticBinary
+from jaxrelax._src.nn.layers import VectorQuantizer as VectorQuantizer
+
+__all__ = ["GumbelSoftmax", "StochasticBinary", "VectorQuantizer"]
