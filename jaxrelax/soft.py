@@ -9,15 +9,21 @@ from jaxrelax._src.soft.basic import round as round
 from jaxrelax._src.soft.basic import sign as sign
 from jaxrelax._src.soft.basic import softmax as softmax
 from jaxrelax._src.soft.basic import step as step
+from jaxrelax._src.soft.permutation import sinkhorn as sinkhorn
+from jaxrelax._src.soft.sparse import entmax15 as entmax15
+from jaxrelax._src.soft.sparse import sparsemax as sparsemax
 
 __all__ = [
     "argmax",
     "argmax_index",
+    "entmax15",
     "huber",
     "max",
     "relu",
     "round",
     "sign",
+    "sinkhorn",
     "softmax",
+    "sparsemax",
     "step",
 ]
