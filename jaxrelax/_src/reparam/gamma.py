@@ -2,16 +2,15 @@
 
 The Gamma law has no closed-form inverse CDF, so its noise cannot be a float that a
 smooth formula maps to a sample. Design used here: **the noise is an array of PRNG
-keys, one per scalar gamma draw** (``jax.random.split(key, shape)``), which depends on
-the key and the shapes only; ``transform`` draws ``jax.random.gamma(key_i, α_i)`` from
-each key. JAX differentiates that draw with respect to ``α`` by implicit
-reparameterisation (``dx/dα = −(∂F/∂α)/p(x)`` with ``F`` the CDF), so the pathwise
-gradient flows exactly as for location-scale families, and the same noise gives the
-same sample for any parameter setting (the rejection sampler consumes each key
-deterministically).
+keys, one per scalar gamma variate** (``jax.random.split(key, shape)``), which depends
+on the key and the shapes only; ``transform`` draws ``jax.random.loggamma(key_i, α_i)``
+from each key (log space: no underflow for small ``α``). The draw is a deterministic
+function of ``(key_i, α_i)``, and JAX differentiates it in ``α`` by implicit
+reparameterisation, ``dx/dα = −(∂F/∂α)(x; α) / p(x; α)`` with ``F`` the CDF, so the
+pathwise gradient flows as for location-scale families.
 
-Beta and Dirichlet normalise independent gammas, computed in log space
-(``jax.random.loggamma``) so small concentrations do not underflow to ``0 / 0``.
+Beta and Dirichlet normalise independent gammas in log space (a sigmoid / softmax of
+log-gammas), so small concentrations do not underflow to ``0 / 0``.
 """
 
 from __future__ import annotations
@@ -34,12 +33,21 @@ def _key_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     return jax.random.split(key, shape)
 
 
-def _draw(keys: jax.Array, alpha: jax.Array, log_space: bool) -> jax.Array:
-    """Elementwise ``Gamma(alpha_i, 1)`` (or its log) from ``keys_i``; alpha broadcasts."""
+@jax.jit
+def _log_gamma_flat(keys: jax.Array, alpha: jax.Array) -> jax.Array:
+    # Jitted on flat inputs so eager calls of every family share one compiled sampler
+    # per (size, dtype): the rejection sampler is expensive to compile.
+    return jax.vmap(lambda k, a: jax.random.loggamma(k, a, dtype=a.dtype))(keys, alpha)
+
+
+def _log_gamma(keys: jax.Array, alpha: jax.Array) -> jax.Array:
+    """Elementwise ``log Gamma(alpha_i, 1)`` from ``keys_i``; ``alpha`` broadcasts.
+
+    Log space avoids underflow of small-concentration draws; JAX differentiates the
+    draw in ``alpha`` by implicit reparameterisation.
+    """
     alpha = jnp.broadcast_to(alpha, keys.shape)
-    fn = jax.random.loggamma if log_space else jax.random.gamma
-    flat = jax.vmap(lambda k, a: fn(k, a, dtype=a.dtype))(keys.reshape(-1), alpha.reshape(-1))
-    return flat.reshape(keys.shape)
+    return _log_gamma_flat(keys.reshape(-1), alpha.reshape(-1)).reshape(keys.shape)
 
 
 # ---------------------------------------------------------------------------------
@@ -58,7 +66,7 @@ GAMMA = Family(
     event_ndim=0,
     shapes=elementwise_shapes,
     noise=_key_noise,
-    transform=lambda p, keys: _draw(keys, p["concentration"], False) / p["rate"],
+    transform=lambda p, keys: jnp.exp(_log_gamma(keys, p["concentration"])) / p["rate"],
     log_prob=_gamma_log_prob,
     noise_doc="PRNG keys, one per draw (implicit reparameterisation)",
 )
@@ -72,7 +80,7 @@ def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
 
     **Noise**: a typed PRNG-key array of shape ``sample_shape + batch_shape``, one key
     per draw (parameter-free: it depends on the key and shapes only). **Transform**:
-    ``jax.random.gamma(key_i, α_i) / β_i``, differentiable in ``β`` in closed form and
+    ``exp(jax.random.loggamma(key_i, α_i)) / β_i``, differentiable in ``β`` in closed form and
     in ``α`` by implicit reparameterisation. Treat the noise as opaque (do not do
     arithmetic on it).
 
@@ -101,9 +109,9 @@ def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
 # Beta
 # ---------------------------------------------------------------------------------
 def _beta_transform(p: Params, keys: jax.Array) -> jax.Array:
-    ga = _draw(keys[..., 0], p["a"], True)
-    gb = _draw(keys[..., 1], p["b"], True)
-    return jax.nn.sigmoid(ga - gb)  # Ga / (Ga + Gb) in log space
+    ab = jnp.stack(jnp.broadcast_arrays(p["a"], p["b"]), axis=-1)
+    lg = _log_gamma(keys, ab)
+    return jax.nn.sigmoid(lg[..., 0] - lg[..., 1])  # Ga / (Ga + Gb) in log space
 
 
 def _beta_log_prob(p: Params, x: jax.Array) -> jax.Array:
@@ -167,7 +175,7 @@ DIRICHLET = Family(
     event_ndim=1,
     shapes=lambda p: (p["concentration"].shape[:-1], p["concentration"].shape[-1:]),
     noise=_key_noise,
-    transform=lambda p, keys: jax.nn.softmax(_draw(keys, p["concentration"], True), axis=-1),
+    transform=lambda p, keys: jax.nn.softmax(_log_gamma(keys, p["concentration"]), axis=-1),
     log_prob=_dirichlet_log_prob,
     noise_doc="PRNG keys [..., K], one per gamma",
 )
