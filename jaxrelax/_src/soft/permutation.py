@@ -11,17 +11,17 @@ from jaxrelax._src import _checks
 __all__ = ["sinkhorn"]
 
 
-def _safe_logsumexp(x: jax.Array, axis: int) -> jax.Array:
-    """``logsumexp`` along ``axis`` (kept); an all ``-inf`` slice gives 0, with zero gradient.
+def _safe_logsumexp(x: jax.Array, axis: int, empty: float = 0.0) -> jax.Array:
+    """``logsumexp`` along ``axis`` (kept); an all ``-inf`` slice gives ``empty``.
 
-    Returning 0 (rather than ``-inf``) for an empty slice keeps ``x − lse`` at ``-inf``
-    there instead of NaN; the inner ``where`` keeps the gradient finite as well.
+    The gradient stays finite (zero) for an empty slice. ``empty=0`` (the default) keeps
+    ``x − lse`` at ``-inf`` there instead of NaN; ``empty=-inf`` is the exact value.
     """
     m = jnp.max(x, axis=axis, keepdims=True)
     m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
     s = jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)
     ok = s > 0
-    return jnp.where(ok, jnp.log(jnp.where(ok, s, 1.0)) + m, 0.0)
+    return jnp.where(ok, jnp.log(jnp.where(ok, s, 1.0)) + m, empty)
 
 
 def _sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -> jax.Array:

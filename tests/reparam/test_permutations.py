@@ -1,0 +1,95 @@
+"""Tests for jr.reparam.gumbel_sinkhorn."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+import jaxrelax as jr
+
+
+def test_soft_is_doubly_stochastic_and_tends_to_hard():
+    key = jax.random.key(0)
+    x = jax.random.normal(jax.random.key(1), (3, 5, 5))
+    p = jr.reparam.gumbel_sinkhorn(key, x, temperature=1.0, num_iters=100)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(p.sum(-2), 1.0, atol=1e-5)
+    hard = jr.reparam.gumbel_sinkhorn(key, x, hard=True)
+    assert set(np.unique(np.asarray(hard))) == {0.0, 1.0}
+    np.testing.assert_array_equal(hard.sum(-1), 1.0)
+    np.testing.assert_array_equal(hard.sum(-2), 1.0)
+    low = jr.reparam.gumbel_sinkhorn(key, x, temperature=0.01, num_iters=500)
+    np.testing.assert_allclose(low, hard, atol=0.05)
+
+
+def test_hard_distribution_n2():
+    # n = 2: the identity is chosen iff L1 + L2 > −c with L1, L2 i.i.d. Logistic(0, 1)
+    # (differences of Gumbels) and c = a11 + a22 − a12 − a21.
+    a = jnp.array([[0.7, -0.2], [0.1, 0.4]])
+    c = float(a[0, 0] + a[1, 1] - a[0, 1] - a[1, 0])
+    prob, _ = integrate.quad(lambda u: stats.logistic.pdf(u) * stats.logistic.sf(-c - u), -50, 50)
+    n = 20_000
+    keys = jax.random.split(jax.random.key(2), n)
+    samples = jax.vmap(lambda k: jr.reparam.gumbel_sinkhorn(k, a, hard=True))(keys)
+    freq = float(samples[:, 0, 0].mean())
+    assert abs(freq - prob) < 4 * np.sqrt(prob * (1 - prob) / n)  # 4 standard errors
+
+
+def test_straight_through_gradient():
+    key = jax.random.key(3)
+    x = jax.random.normal(jax.random.key(4), (4, 4))
+    w = jax.random.normal(jax.random.key(5), (4, 4))
+
+    def loss(x, hard):
+        return jnp.sum(jr.reparam.gumbel_sinkhorn(key, x, temperature=0.5, hard=hard) * w)
+
+    g_soft, g_hard = jax.grad(loss)(x, False), jax.grad(loss)(x, True)
+    np.testing.assert_allclose(g_hard, g_soft, rtol=1e-6)
+    assert np.any(np.asarray(g_soft) != 0)
+
+
+def test_masks():
+    key = jax.random.key(6)
+    x = jnp.zeros((4, 4)).at[0, 0].set(-jnp.inf).at[1, 2].set(-jnp.inf)
+    keys = jax.random.split(key, 50)
+    hard = jax.vmap(lambda k: jr.reparam.gumbel_sinkhorn(k, x, hard=True))(keys)
+    assert np.all(np.asarray(hard[:, 0, 0]) == 0) and np.all(np.asarray(hard[:, 1, 2]) == 0)
+    soft = jr.reparam.gumbel_sinkhorn(key, x)
+    assert soft[0, 0] == 0 and soft[1, 2] == 0
+    g = jax.grad(lambda x: jnp.sum(jr.reparam.gumbel_sinkhorn(key, x, hard=True)[0]))(x)
+    assert np.all(np.isfinite(g)) and g[0, 0] == 0
+
+
+def test_jit_vmap_same_key():
+    key = jax.random.key(7)
+    x = jax.random.normal(jax.random.key(8), (2, 4, 4))
+    f = jr.reparam.gumbel_sinkhorn
+    np.testing.assert_allclose(jax.jit(f)(key, x), f(key, x), atol=1e-6)
+    np.testing.assert_array_equal(
+        jax.jit(lambda k, x: f(k, x, hard=True))(key, x), f(key, x, hard=True)
+    )
+    keys = jax.random.split(key, 2)
+    yv = jax.vmap(lambda k, r: f(k, r, hard=True))(keys, x)
+    np.testing.assert_array_equal(yv[1], f(keys[1], x[1], hard=True))
+    assert f(jax.random.PRNGKey(0), x).shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_dtypes(dtype):
+    x = jnp.zeros((3, 3), dtype)
+    assert jr.reparam.gumbel_sinkhorn(jax.random.key(0), x).dtype == dtype
+    assert jr.reparam.gumbel_sinkhorn(jax.random.key(0), x, hard=True).dtype == dtype
+
+
+def test_bad_inputs():
+    key = jax.random.key(0)
+    f = jr.reparam.gumbel_sinkhorn
+    with pytest.raises(ValueError, match="`log_alpha`"):
+        f(key, jnp.ones((3, 4)))
+    with pytest.raises(ValueError, match="`temperature`"):
+        f(key, jnp.ones((3, 3)), temperature=-1.0)
+    with pytest.raises(ValueError, match="`num_iters`"):
+        f(key, jnp.ones((3, 3)), num_iters=0)
+    with pytest.raises(TypeError, match="`key`"):
+        f(1, jnp.ones((3, 3)))
