@@ -15,9 +15,12 @@ from jaxrelax._src.reparam.gamma import beta as beta
 from jaxrelax._src.reparam.gamma import dirichlet as dirichlet
 from jaxrelax._src.reparam.gamma import gamma as gamma
 from jaxrelax._src.reparam.interop import from_distribution as from_distribution
+from jaxrelax._src.reparam.permutations import gumbel_sinkhorn as gumbel_sinkhorn
 from jaxrelax._src.reparam.relaxed import binary_concrete as binary_concrete
 from jaxrelax._src.reparam.relaxed import concrete as concrete
 from jaxrelax._src.reparam.relaxed import gumbel_max as gumbel_max
+from jaxrelax._src.reparam.subsets import gumbel_topk as gumbel_topk
+from jaxrelax._src.reparam.subsets import relaxed_topk as relaxed_topk
 
 __all__ = [
     "Reparam",
@@ -31,11 +34,14 @@ __all__ = [
     "gamma",
     "gumbel",
     "gumbel_max",
+    "gumbel_sinkhorn",
+    "gumbel_topk",
     "kumaraswamy",
     "laplace",
     "logistic",
     "lognormal",
     "multivariate_normal",
     "normal",
+    "relaxed_topk",
     "uniform",
 ]
