@@ -1,3 +1,6 @@
 """Smoothing non-differentiable solvers: perturbed optimizers and I-MLE."""
 
-__all__: list[str] = []
+from jaxrelax._src.perturb.imle import imle as imle
+from jaxrelax._src.perturb.perturbed import perturbed as perturbed
+
+__all__ = ["imle", "perturbed"]
