@@ -154,7 +154,12 @@ def test_family_noise_parameter_free_and_shapes(name):
     assert np.all(np.isfinite(lp))
 
 
-@pytest.mark.parametrize("name", NAMES)
+# beta and dirichlet share gamma's sampler and code path; each compile of the rejection
+# sampler is slow, so their jit/vmap variants run with the slow tests only.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in ("beta", "dirichlet") else n for n in NAMES],
+)
 def test_family_jit_and_vmap(name):
     ctor, pa, _ = FAMILIES[name]
     key = jax.random.key(5)

@@ -18,6 +18,7 @@ leaves, so a ``Reparam`` mapped over with ``vmap`` reports its per-example shape
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -199,14 +200,11 @@ class Reparam:
         sample_shape = normalize_sample_shape(sample_shape)
         batch, event = self._family.shapes(self._params)
         shape = sample_shape + tuple(self._family.noise_shape(tuple(batch), tuple(event)))
-        return self._family.noise(key, shape, self.dtype)
+        return _noise(self._family, key, shape, jnp.dtype(self.dtype))
 
     def transform(self, eps: Any) -> jax.Array:
         """Deterministic map from noise to a sample; differentiable in the parameters."""
-        dtype = self.dtype
-        cdt = _checks.compute_dtype(dtype)
-        params = {n: p.astype(cdt) for n, p in self._params.items()}
-        return self._family.transform(params, eps).astype(dtype)
+        return _transform(self._family, self._params, eps)
 
     def sample(self, key: ArrayLike, sample_shape: int | Sequence[int] = ()) -> jax.Array:
         """``transform(noise(key, sample_shape))``: a reparameterised sample."""
@@ -218,11 +216,32 @@ class Reparam:
         Returns an array of shape ``broadcast(x.shape[:-event_ndim], batch_shape)``
         in the distribution's dtype.
         """
-        dtype = self.dtype
-        cdt = _checks.compute_dtype(dtype)
-        x = _checks.as_float_array(x, "x").astype(cdt)
-        params = {n: p.astype(cdt) for n, p in self._params.items()}
-        return self._family.log_prob(params, x).astype(dtype)
+        return _log_prob(self._family, self._params, _checks.as_float_array(x, "x"))
+
+
+# Each method body is one jitted function (static family): eager use dispatches one
+# compiled computation instead of dozens of small ops; under an outer jit it is inlined.
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))
+def _noise(family: Family, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> Any:
+    return family.noise(key, shape, dtype)
+
+
+def _in_compute_dtype(params: Params) -> tuple[Params, Any]:
+    dtype = jnp.result_type(*params.values())
+    cdt = _checks.compute_dtype(dtype)
+    return {n: p.astype(cdt) for n, p in params.items()}, dtype
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _transform(family: Family, params: Params, eps: Any) -> jax.Array:
+    cparams, dtype = _in_compute_dtype(params)
+    return family.transform(cparams, eps).astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_prob(family: Family, params: Params, x: jax.Array) -> jax.Array:
+    cparams, dtype = _in_compute_dtype(params)
+    return family.log_prob(cparams, x.astype(_checks.compute_dtype(dtype))).astype(dtype)
 
 
 # ---------------------------------------------------------------------------------
