@@ -1,0 +1,18 @@
+"""The jaxrelax benchmark: ``python -m jaxrelax.bench [--quick] [--only NAME] [--out DIR]``.
+
+Three suites, each an ordinary user of the public API (``import jaxrelax as jr``):
+
+* ``toy``: the REBAR / RELAX / DisARM toy problem ``E_{b ~ Bern(σ(φ))}[(b − t)²]``:
+  gradient variance, bias and cost of every discrete estimator at ``φ = 0``, and
+  Adam training runs at an equal budget of ``f``-evaluations per step.
+* ``vae``: a Bernoulli VAE on binarised 8×8 digits (scikit-learn's bundled
+  ``load_digits``), linear and non-linear, trained with each estimator.
+* ``ops``: forward + backward cost of relaxed operators relative to hard floors.
+
+Results go to ``bench-results/`` (``results.json`` with every number, ``summary.txt``
+with the printed tables, and PNG plots).
+"""
+
+from jaxrelax.bench._runner import SUITES, run_bench
+
+__all__ = ["SUITES", "run_bench"]
