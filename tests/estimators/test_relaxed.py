@@ -51,11 +51,13 @@ def test_gumbel_softmax_gradient_is_relaxed_pathwise(hard):
     name = "st_gumbel_softmax" if hard else "gumbel_softmax"
     relaxed = jr.estimators.gumbel_softmax
     E = relaxed(lambda y, i: y[i], dist="categorical", temperature=temperature)
-    y = jax.vmap(E, (None, None, 0))(logits, key, jnp.arange(4))
+    y = jax.jit(jax.vmap(E, (None, None, 0)))(logits, key, jnp.arange(4))
     np.testing.assert_allclose(y.sum(), 1.0, rtol=1e-6)
     assert np.all((y > 0) & (y < 1))
     E = getattr(jr.estimators, name)(lambda y, i: y[i], "categorical", temperature=temperature)
-    values, g = jax.vmap(jax.value_and_grad(E), (None, None, 0))(logits, key, jnp.arange(4))
+    values, g = jax.jit(jax.vmap(jax.value_and_grad(E), (None, None, 0)))(
+        logits, key, jnp.arange(4)
+    )
     expected = y[:, None] * (jnp.eye(4) - y[None, :]) / temperature
     np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(values, jnp.eye(4)[jnp.argmax(y)] if hard else y, rtol=1e-6)

@@ -47,7 +47,7 @@ def gumbel_rao(
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
     Examples:
       >>> E = jr.estimators.gumbel_rao(lambda b: b[1], temperature=0.5, num_mc=100)
-      >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
+      >>> jax.jit(jax.grad(E))(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
     References:
