@@ -10,6 +10,9 @@ from jaxrelax._src.soft.basic import sign as sign
 from jaxrelax._src.soft.basic import softmax as softmax
 from jaxrelax._src.soft.basic import step as step
 from jaxrelax._src.soft.permutation import sinkhorn as sinkhorn
+from jaxrelax._src.soft.sorting import rank as rank
+from jaxrelax._src.soft.sorting import sort as sort
+from jaxrelax._src.soft.sorting import topk_mask as topk_mask
 from jaxrelax._src.soft.sparse import entmax15 as entmax15
 from jaxrelax._src.soft.sparse import sparsemax as sparsemax
 
@@ -19,11 +22,14 @@ __all__ = [
     "entmax15",
     "huber",
     "max",
+    "rank",
     "relu",
     "round",
     "sign",
     "sinkhorn",
     "softmax",
+    "sort",
     "sparsemax",
     "step",
+    "topk_mask",
 ]

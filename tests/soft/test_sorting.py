@@ -1,0 +1,404 @@
+"""Tests for jr.soft.sort, jr.soft.rank and jr.soft.topk_mask."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from scipy import optimize
+from scipy.special import logsumexp
+
+import jaxrelax as jr
+from jaxrelax._src.soft import _isotonic
+
+# --------------------------------------------------------------------------------------
+# Independent references (small n): projections onto the permutahedron solved as convex
+# programs with SLSQP over its inequality description (sum of the k largest entries is
+# at most the sum of the k largest of w, with equality for k = n).
+
+
+def _project_reference(z, w, kl=False):
+    """argmin_{y in P(w)} ½‖y − z‖² (l2), or log argmin_{λ in P(exp w)} KL(λ, exp z) (kl)."""
+    z, w = np.asarray(z, np.float64), np.sort(np.asarray(w, np.float64))[::-1]
+    n = len(z)
+    subsets = [s for k in range(1, n) for s in itertools.combinations(range(n), k)]
+    target = np.exp(w) if kl else w
+    cons = [{"type": "eq", "fun": lambda y: np.sum(y) - target.sum()}]
+    for s in subsets:
+        bound = target[: len(s)].sum()
+        cons.append({"type": "ineq", "fun": lambda y, s=s, b=bound: b - y[list(s)].sum()})
+    if kl:
+        ez = np.exp(z)
+
+        def obj(y):
+            return np.sum(y * np.log(y / ez) - y + ez)
+
+        x0 = np.full(n, target.mean())
+        bounds = [(1e-12, None)] * n
+    else:
+
+        def obj(y):
+            return 0.5 * np.sum((y - z) ** 2)
+
+        x0, bounds = np.full(n, w.mean()), None
+    res = optimize.minimize(
+        obj, x0, constraints=cons, bounds=bounds, method="SLSQP", options={"ftol": 1e-14}
+    )
+    return np.log(res.x) if kl else res.x
+
+
+def _ref_sort(x, eps, kl=False, descending=False):
+    n = len(x)
+    rho = np.arange(n, 0, -1) / eps
+    if descending:
+        return np.sort(_project_reference(rho, x, kl))[::-1]
+    return -np.sort(_project_reference(rho, -np.asarray(x), kl))[::-1]
+
+
+def _ref_rank(x, eps, kl=False, descending=False):
+    n = len(x)
+    z = (-np.asarray(x) if descending else np.asarray(x)) / eps
+    rho = np.arange(n, 0, -1.0)
+    if kl:
+        return np.exp(_project_reference(z, np.log(rho), kl=True))
+    return _project_reference(z, rho)
+
+
+def _brute_pav(y):
+    """Decreasing isotonic regression by repeated pooling (plain Python)."""
+    blocks = [[v, 1] for v in y]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(blocks) - 1):
+            if blocks[i][0] < blocks[i + 1][0]:
+                (a, ca), (b, cb) = blocks[i], blocks[i + 1]
+                blocks[i : i + 2] = [[(a * ca + b * cb) / (ca + cb), ca + cb]]
+                changed = True
+                break
+    return np.concatenate([[v] * c for v, c in blocks])
+
+
+# --------------------------------------------------------------------------------------
+# Golden values (Blondel et al.'s reference implementation gives the same numbers).
+
+
+@pytest.mark.parametrize("eps, expected", [(1.0, [5 / 3, 8 / 3, 11 / 3]), (0.1, [1.0, 2.0, 5.0])])
+def test_sort_golden(eps, expected):
+    y = jr.soft.sort(jnp.array([5.0, 1.0, 2.0]), regularization_strength=eps)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "x, eps, expected",
+    [
+        ([5.0, 1.0, 2.0], 2.0, [3.0, 1.25, 1.75]),
+        ([5.0, 1.0, 2.0], 1.0, [3.0, 1.0, 2.0]),
+        ([1.0, -2.0, 2.0, 3.0, 0.5, -1.0], 1.0, [3.875, 1.0, 4.875, 5.875, 3.375, 2.0]),
+    ],
+)
+def test_rank_golden(x, eps, expected):
+    y = jr.soft.rank(jnp.array(x), regularization_strength=eps)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+def test_topk_mask_golden():
+    # Projection of (0.05, 1, -0.5, 0.75) onto {y in [0,1]^4, sum y = 2}: clip(z + 0.1).
+    y = jr.soft.topk_mask(jnp.array([0.1, 2.0, -1.0, 1.5]), 2, regularization_strength=2.0)
+    np.testing.assert_allclose(y, [0.15, 1.0, 0.0, 0.85], atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# Against the independent convex-programming reference.
+
+
+@pytest.mark.parametrize("kl", [False, True])
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("eps", [0.3, 1.0, 4.0])
+def test_sort_matches_reference(kl, descending, eps):
+    x = np.array([0.3, -1.2, 2.0, 0.9, 0.1])
+    reg = "kl" if kl else "l2"
+    y = jr.soft.sort(jnp.array(x), eps, reg, descending)
+    np.testing.assert_allclose(y, _ref_sort(x, eps, kl, descending), atol=2e-4)
+
+
+@pytest.mark.parametrize("kl", [False, True])
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("eps", [0.3, 1.0, 4.0])
+def test_rank_matches_reference(kl, descending, eps):
+    x = np.array([0.3, -1.2, 2.0, 0.9, 0.1])
+    reg = "kl" if kl else "l2"
+    y = jr.soft.rank(jnp.array(x), eps, reg, descending)
+    np.testing.assert_allclose(y, _ref_rank(x, eps, kl, descending), atol=2e-4)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+@pytest.mark.parametrize("eps", [0.5, 2.0, 10.0])
+def test_topk_mask_matches_reference(k, eps):
+    x = np.array([0.3, -1.2, 2.0, 0.9, 0.1])
+    w = (np.arange(5) < k).astype(float)
+    y = jr.soft.topk_mask(jnp.array(x), k, regularization_strength=eps)
+    np.testing.assert_allclose(y, _project_reference(x / eps, w), atol=2e-4)
+    np.testing.assert_allclose(jnp.sum(y), k, rtol=1e-6)
+    assert jnp.all(y >= 0) and jnp.all(y <= 1 + 1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 63, 64, 65, 130, 300])
+@pytest.mark.parametrize("kl", [False, True])
+def test_isotonic_solver_many_sizes(n, kl):
+    # Chunk boundaries (64) and merge rounds, against plain pooling / closed forms.
+    rng = np.random.default_rng(n)
+    s = np.sort(rng.normal(size=(3, n)) * np.array([[0.1], [1.0], [10.0]]))[:, ::-1]
+    w = np.sort(rng.normal(size=(3, n)) * 3)[:, ::-1]
+    u = np.asarray(_isotonic.project(jnp.asarray(s), jnp.asarray(w), kl), np.float64)
+    for i in range(3):
+        if kl:
+            # Check the KKT structure: on each block of u - s (constant runs of v = s - u),
+            # v equals lse(s_B) - lse(w_B), and v is non-increasing.
+            v = s[i] - u[i]
+            assert np.all(np.diff(v) <= 1e-4 * (1 + np.abs(v[1:])))
+            edges = np.flatnonzero(np.abs(np.diff(v)) > 1e-4 * (1 + np.abs(v[1:]))) + 1
+            for blk in np.split(np.arange(n), edges):
+                expected = logsumexp(s[i][blk]) - logsumexp(w[i][blk])
+                np.testing.assert_allclose(v[blk], expected, atol=1e-3 * (1 + abs(expected)))
+        else:
+            np.testing.assert_allclose(
+                u[i], s[i] - _brute_pav(s[i] - w[i]), atol=1e-4 * (1 + np.abs(s[i]).max())
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Limits and invariants.
+
+
+def test_hard_limit_small_eps():
+    x = jax.random.normal(jax.random.key(0), (4, 50))
+    np.testing.assert_allclose(jr.soft.sort(x, 1e-4), jnp.sort(x, -1), rtol=1e-6)
+    np.testing.assert_allclose(jr.soft.sort(x, 1e-4, descending=True), -jnp.sort(-x, -1), rtol=1e-6)
+    hard_rank = jnp.argsort(jnp.argsort(x, -1), -1) + 1.0
+    np.testing.assert_array_equal(jr.soft.rank(x, 1e-4), hard_rank)
+    np.testing.assert_array_equal(jr.soft.rank(x, 1e-4, descending=True), 51.0 - hard_rank)
+    np.testing.assert_allclose(jr.soft.rank(x, 1e-4, "kl"), hard_rank, rtol=1e-5)
+    hard_top = (hard_rank > 40).astype(jnp.float32)
+    np.testing.assert_array_equal(jr.soft.topk_mask(x, 10, 1e-4), hard_top)
+
+
+def test_small_eps_precision_large_n():
+    # ρ/ε reaches 1e8 here: u = (s − mean s_B) + mean w_B must still return x exactly.
+    x = jax.random.normal(jax.random.key(1), (2, 10_000))
+    np.testing.assert_array_equal(jr.soft.sort(x, 1e-4), jnp.sort(x, -1))
+    # Ranks: x / ε reaches 1e6, its gaps (10) are far above 1, so the ranks are exact.
+    perm = jax.random.permutation(jax.random.key(2), 10_000)
+    r = jr.soft.rank(perm * 1e-3, 1e-4)
+    np.testing.assert_array_equal(r, perm + 1.0)
+
+
+def test_large_eps_limit():
+    x = jax.random.normal(jax.random.key(2), (3, 20))
+    np.testing.assert_allclose(
+        jr.soft.sort(x, 1e6), jnp.broadcast_to(x.mean(-1, keepdims=True), x.shape), atol=1e-4
+    )
+    np.testing.assert_allclose(jr.soft.rank(x, 1e6), jnp.full(x.shape, 10.5), atol=1e-4)
+    np.testing.assert_allclose(jr.soft.rank(x, 1e6, "kl"), jnp.full(x.shape, 10.5), atol=1e-3)
+    np.testing.assert_allclose(jr.soft.topk_mask(x, 5, 1e6), jnp.full(x.shape, 0.25), atol=1e-4)
+    lme = jnp.log(jnp.mean(jnp.exp(x), -1, keepdims=True))
+    np.testing.assert_allclose(
+        jr.soft.sort(x, 1e6, "kl", descending=True), jnp.broadcast_to(lme, x.shape), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("reg", ["l2", "kl"])
+def test_invariants(reg):
+    x = jax.random.normal(jax.random.key(3), (5, 30)) * 2
+    for eps in [0.1, 1.0, 10.0]:
+        r = jr.soft.rank(x, eps, reg)
+        np.testing.assert_allclose(r.sum(-1), 30 * 31 / 2, rtol=1e-5)
+        y = jr.soft.sort(x, eps, reg)
+        assert jnp.all(jnp.diff(y, axis=-1) >= -1e-5)  # soft sort is sorted
+        yd = jr.soft.sort(x, eps, reg, descending=True)
+        assert jnp.all(jnp.diff(yd, axis=-1) <= 1e-5)
+        if reg == "l2":
+            np.testing.assert_allclose(y.sum(-1), x.sum(-1), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(yd, y[..., ::-1], rtol=1e-5, atol=1e-5)
+        # Ranks follow the order of x (order preserving).
+        order = jnp.argsort(x, -1)
+        assert jnp.all(jnp.diff(jnp.take_along_axis(r, order, -1), axis=-1) >= -1e-5)
+
+
+def test_permutation_equivariance():
+    x = jax.random.normal(jax.random.key(4), (12,))
+    perm = jax.random.permutation(jax.random.key(5), 12)
+    np.testing.assert_allclose(jr.soft.rank(x[perm], 0.7), jr.soft.rank(x, 0.7)[perm], rtol=1e-6)
+    np.testing.assert_allclose(
+        jr.soft.topk_mask(x[perm], 4, 0.7), jr.soft.topk_mask(x, 4, 0.7)[perm], atol=1e-6
+    )
+    np.testing.assert_allclose(jr.soft.sort(x[perm], 0.7), jr.soft.sort(x, 0.7), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# Gradients: closed-form, checked against finite differences away from ties/kinks.
+
+_X = np.array([0.31, -1.27, 2.05, 0.93, 0.12, -0.52])
+
+
+@pytest.mark.parametrize("reg", ["l2", "kl"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_grads(reg, descending):
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.asarray(_X), jnp.float64)
+        # eps = 0.7 gives mixed block sizes and no kink within the FD step.
+        for fn in (jr.soft.sort, jr.soft.rank):
+
+            def f(x, fn=fn):
+                return fn(x, 0.7, reg, descending)
+
+            order = 2 if reg == "kl" else 1
+            check_grads(f, (x,), order=order, modes=("fwd", "rev"), eps=1e-5)
+        check_grads(lambda x: jr.soft.topk_mask(x, 2, 0.7), (x,), order=1, eps=1e-5)
+
+
+def test_grads_regularization_strength():
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.asarray(_X), jnp.float64)
+        for reg in ["l2", "kl"]:
+            check_grads(lambda e, reg=reg: jr.soft.sort(x, e, reg), (0.7,), order=1, eps=1e-5)
+            check_grads(lambda e, reg=reg: jr.soft.rank(x, e, reg), (0.7,), order=1, eps=1e-5)
+
+
+def test_l2_jacobian_is_block_average():
+    # sort([5, 1, 2], ε=1) pools everything: every output is the mean of x.
+    jac = jax.jacobian(lambda x: jr.soft.sort(x, 1.0))(jnp.array([5.0, 1.0, 2.0]))
+    np.testing.assert_allclose(jac, np.full((3, 3), 1 / 3), rtol=1e-6)
+    # rank([5, 1, 2], ε=2): blocks {5} and {1, 2}; d r / d x = (I − block mean) / ε.
+    jac = jax.jacobian(lambda x: jr.soft.rank(x, 2.0))(jnp.array([5.0, 1.0, 2.0]))
+    expected = np.array([[0, 0, 0], [0, 0.25, -0.25], [0, -0.25, 0.25]])
+    np.testing.assert_allclose(jac, expected, atol=1e-7)
+
+
+def test_second_order_l2_is_zero():
+    hess = jax.hessian(lambda x: jr.soft.rank(x, 0.7)[0])(jnp.asarray(_X, jnp.float32))
+    np.testing.assert_allclose(hess, 0.0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# Transformations, axes, dtypes.
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: jr.soft.sort(x, 0.5),
+        lambda x: jr.soft.sort(x, 0.5, "kl", True),
+        lambda x: jr.soft.rank(x, 0.5),
+        lambda x: jr.soft.rank(x, 0.5, "kl", True),
+        lambda x: jr.soft.topk_mask(x, 3, 0.5),
+    ],
+)
+def test_jit_vmap_axis(fn):
+    x = jax.random.normal(jax.random.key(6), (4, 3, 70))
+    ref = fn(x)
+    np.testing.assert_allclose(jax.jit(fn)(x), ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(fn)(x), ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jax.vmap(fn))(x), ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(fn, in_axes=1, out_axes=1)(x), ref, rtol=1e-6, atol=1e-6)
+    # Single rows give the same as a batch.
+    np.testing.assert_allclose(fn(x[1, 2]), ref[1, 2], rtol=1e-6, atol=1e-6)
+    # grad under vmap equals per-row grad.
+    g = jax.vmap(jax.grad(lambda r: jnp.sum(fn(r) * jnp.arange(70.0))))(x[0])
+    g1 = jax.grad(lambda r: jnp.sum(fn(r) * jnp.arange(70.0)))(x[0, 1])
+    np.testing.assert_allclose(g[1], g1, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sort", "rank", "topk_mask"])
+def test_axis(name):
+    x = jax.random.normal(jax.random.key(7), (5, 6, 7))
+    fn = getattr(jr.soft, name)
+    args = (2,) if name == "topk_mask" else ()
+    for axis in [0, 1, -2]:
+        got = fn(x, *args, 0.8, axis=axis)
+        ref = jnp.moveaxis(fn(jnp.moveaxis(x, axis, -1), *args, 0.8), -1, axis)
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_traced_regularization_strength():
+    x = jnp.array([5.0, 1.0, 2.0])
+    f = jax.jit(lambda e: jr.soft.rank(x, e))
+    np.testing.assert_allclose(f(2.0), [3.0, 1.25, 1.75], rtol=1e-6)
+    eps = jnp.array([1.0, 2.0])
+    out = jax.vmap(lambda e: jr.soft.sort(x, e))(eps)
+    np.testing.assert_allclose(out[0], [5 / 3, 8 / 3, 11 / 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
+def test_dtypes(dtype):
+    x = jnp.array([5.0, 1.0, 2.0], dtype)
+    for y in (jr.soft.sort(x), jr.soft.rank(x, 2.0), jr.soft.topk_mask(x, 1)):
+        assert y.dtype == dtype
+    np.testing.assert_allclose(
+        np.asarray(jr.soft.rank(x, 2.0), np.float32), [3.0, 1.25, 1.75], rtol=1e-2
+    )
+
+
+def test_int_input_and_huge_values():
+    np.testing.assert_allclose(jr.soft.sort(jnp.array([5, 1, 2])), [5 / 3, 8 / 3, 11 / 3])
+    x = jnp.array([1e30, -1e30, 3e29, 0.0])
+    for y in (jr.soft.sort(x), jr.soft.rank(x), jr.soft.topk_mask(x, 2)):
+        assert jnp.all(jnp.isfinite(y))
+    np.testing.assert_allclose(jr.soft.rank(x), [4.0, 1.0, 3.0, 2.0])
+
+
+def test_ties_finite_gradients():
+    x = jnp.array([1.0, 1.0, 1.0, 2.0])
+    for fn in (jr.soft.sort, jr.soft.rank):
+        g = jax.grad(lambda x, fn=fn: jnp.sum(fn(x, 0.1) ** 2))(x)
+        assert jnp.all(jnp.isfinite(g))
+
+
+# --------------------------------------------------------------------------------------
+# Bad inputs.
+
+
+def test_bad_inputs():
+    x = jnp.array([5.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="regularization"):
+        jr.soft.sort(x, regularization="l1")
+    with pytest.raises(ValueError, match="regularization"):
+        jr.soft.rank(x, regularization="entropy")
+    for bad in [0.0, -1.0, float("nan")]:
+        with pytest.raises(ValueError, match="regularization_strength"):
+            jr.soft.sort(x, bad)
+        with pytest.raises(ValueError, match="regularization_strength"):
+            jr.soft.rank(x, bad)
+        with pytest.raises(ValueError, match="regularization_strength"):
+            jr.soft.topk_mask(x, 1, bad)
+    with pytest.raises(ValueError, match="regularization_strength"):
+        jr.soft.sort(x, jnp.ones(3))
+    for k in [0, 4, -1]:
+        with pytest.raises(ValueError, match="`k`"):
+            jr.soft.topk_mask(x, k)
+    with pytest.raises(TypeError, match="`k`"):
+        jr.soft.topk_mask(x, 1.5)
+    with pytest.raises(ValueError, match="`x`"):
+        jr.soft.sort(jnp.array(1.0))
+    with pytest.raises(ValueError, match="axis"):
+        jr.soft.rank(x, axis=2)
+    with pytest.raises(TypeError, match="`x`"):
+        jr.soft.sort(jnp.array([1 + 2j]))
+
+
+def test_topk_k_equals_n_is_static_ones():
+    x = jnp.array([0.3, -1.0, 2.0])
+    np.testing.assert_array_equal(jr.soft.topk_mask(x, 3), jnp.ones(3))
+    np.testing.assert_array_equal(jax.grad(lambda x: jr.soft.topk_mask(x, 3).sum())(x), 0.0)
+
+
+def test_no_recompilation():
+    f = jax.jit(lambda x, e: jr.soft.rank(x, e))
+    x = jnp.ones((2, 9))
+    f(x, 1.0)
+    with jax.log_compiles(True):
+        n0 = f._cache_size()
+        f(x + 1, 2.0)
+        assert f._cache_size() == n0
