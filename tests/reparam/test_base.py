@@ -155,11 +155,13 @@ def test_family_noise_parameter_free_and_shapes(name):
 
 
 # beta and dirichlet share gamma's sampler and code path; each compile of the rejection
-# sampler is slow, so their jit/vmap variants run with the slow tests only.
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.slow) if n in ("beta", "dirichlet") else n for n in NAMES],
-)
+# sampler is slow, so their jit/vmap and dtype variants run with the slow tests only.
+NAMES_FAST = [
+    pytest.param(n, marks=pytest.mark.slow) if n in ("beta", "dirichlet") else n for n in NAMES
+]
+
+
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_family_jit_and_vmap(name):
     ctor, pa, _ = FAMILIES[name]
     key = jax.random.key(5)
@@ -182,7 +184,7 @@ def test_family_jit_and_vmap(name):
     np.testing.assert_allclose(lps, lp_eager[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES_FAST)
 def test_family_dtype_kept(name):
     # float16 and float32 share the code path of bfloat16 (compute in float32, cast);
     # float16 is covered for normal above, float32 by every other test.
