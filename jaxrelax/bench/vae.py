@@ -79,6 +79,7 @@ class VAEConfig:
     @classmethod
     def quick(cls) -> VAEConfig:
         return cls(
+            variants=("linear",),
             latents=32,
             hidden=32,
             steps=200,
@@ -213,7 +214,7 @@ def _train_one(model, built, cfg, data_x, n_train, key, eval_fn):
         cv_opt.init(built.cv_init) if learned else None,
     )
     t0 = time.perf_counter()
-    chunk_c = jax.jit(chunk).lower(state, key, data_x).compile()
+    chunk_c = _report.compile_fast(chunk, state, key, data_x)
     compile_s = time.perf_counter() - t0
     n_chunks = max(1, cfg.steps // cfg.eval_every)
     rec: dict[str, list] = {"step": [], "seconds": [], "train_elbo": [], "test_elbo": []}
