@@ -39,7 +39,10 @@ ESTIMATORS = {
     "relax": (_relax, ("bernoulli", "categorical")),
     "arm": (lambda f, d: jr.estimators.arm(f, d, num_pairs=2), ("bernoulli",)),
     "disarm": (lambda f, d: jr.estimators.disarm(f, d, num_pairs=2), ("bernoulli",)),
-    "gumbel_rao": (lambda f, d: jr.estimators.gumbel_rao(f, d, num_mc=3), ("categorical",)),
+    "gumbel_rao": (
+        lambda f, d: jr.estimators.gumbel_rao(f, d, num_mc=3),
+        ("bernoulli", "categorical"),
+    ),
 }
 
 
@@ -87,7 +90,7 @@ VMAP_CASES = [
     ("relax", "categorical"),
     ("arm", "bernoulli"),
     ("disarm", "bernoulli"),
-    ("gumbel_rao", "categorical"),
+    ("gumbel_rao", "bernoulli"),
 ]
 
 

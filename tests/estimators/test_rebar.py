@@ -36,7 +36,11 @@ def test_relax_unbiased(problem, estimates, assert_unbiased):
     assert_unbiased(values, problem.value)
 
 
-def test_relax_with_rebar_control_variate_equals_rebar(problem):
+@pytest.mark.parametrize("dist", ["bernoulli", pytest.param("categorical", marks=pytest.mark.slow)])
+def test_relax_with_rebar_control_variate_equals_rebar(
+    dist, bernoulli_problem, categorical_problem
+):
+    problem = bernoulli_problem if dist == "bernoulli" else categorical_problem
     relaxed = jax.nn.sigmoid if problem.dist == "bernoulli" else jax.nn.softmax
     c = lambda z, cv: cv[1] * problem.f(relaxed(z / cv[0]))
     E_relax = jr.estimators.relax(problem.f, dist=problem.dist, control_variate=c)
@@ -71,6 +75,7 @@ def test_relax_cv_gradient_is_variance_gradient():
     )
 
 
+@pytest.mark.slow  # same mechanism as the RELAX check above; nested grad compiles slowly
 def test_rebar_traced_temperature_and_eta_get_variance_gradient():
     f = lambda x: jnp.sum((x * jnp.arange(3.0)) ** 2)
     logits, key = jnp.array([[0.3, -0.1, 0.5], [1.0, 0.0, -1.0]]), jax.random.key(5)

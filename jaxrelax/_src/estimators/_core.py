@@ -22,6 +22,11 @@ gradient w.r.t. ``params`` (computed by an inner ``jax.grad`` at stop-gradient'e
 ``params``). So ``jax.grad`` w.r.t. ``cv_params`` is ``∂/∂cv Σ ĝ²`` — the gradient of
 the estimator's single-sample variance, since ``E[ĝ]`` does not depend on ``cv_params``
 (Grathwohl et al. 2018) — while the ``params`` and ``args`` gradients are unchanged.
+
+Derivatives of any order w.r.t. ``args`` are those of ``value`` (ordinary autodiff
+through ``f``). W.r.t. ``params`` the first derivative is the estimator; higher
+derivatives are those of the surrogate (exact for ``exact``, ``pathwise`` and the
+relaxed estimators, not unbiased Hessian estimates for the score-function ones).
 """
 
 from __future__ import annotations
