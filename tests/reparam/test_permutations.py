@@ -29,7 +29,7 @@ def test_hard_distribution_n2():
     a = jnp.array([[0.7, -0.2], [0.1, 0.4]])
     c = float(a[0, 0] + a[1, 1] - a[0, 1] - a[1, 0])
     prob, _ = integrate.quad(lambda u: stats.logistic.pdf(u) * stats.logistic.sf(-c - u), -50, 50)
-    n = 20_000
+    n = 5_000
     keys = jax.random.split(jax.random.key(2), n)
     samples = jax.vmap(lambda k: jr.reparam.gumbel_sinkhorn(k, a, hard=True))(keys)
     freq = float(samples[:, 0, 0].mean())
@@ -66,11 +66,8 @@ def test_jit_vmap_same_key():
     x = jax.random.normal(jax.random.key(8), (2, 4, 4))
     f = jr.reparam.gumbel_sinkhorn
     np.testing.assert_allclose(jax.jit(f)(key, x), f(key, x), atol=1e-6)
-    np.testing.assert_array_equal(
-        jax.jit(lambda k, x: f(k, x, hard=True))(key, x), f(key, x, hard=True)
-    )
     keys = jax.random.split(key, 2)
-    yv = jax.vmap(lambda k, r: f(k, r, hard=True))(keys, x)
+    yv = jax.jit(jax.vmap(lambda k, r: f(k, r, hard=True)))(keys, x)
     np.testing.assert_array_equal(yv[1], f(keys[1], x[1], hard=True))
     assert f(jax.random.PRNGKey(0), x).shape == x.shape
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -32,7 +33,10 @@ def _sum_of_gamma(
     return (jnp.asarray(temperature, jnp.float32) * eps).astype(dtype)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2, 3), static_argnames=("k", "num_terms"))
 def _noise(noise, key, shape, dtype, *, k, temperature, num_terms):
+    # Jitted on its own so that every I-MLE wrapper of the same shapes shares one compiled
+    # sampler (the Gamma rejection sampler is slow to compile).
     if noise == "gumbel":
         return jnp.asarray(temperature, dtype) * _random.gumbel(key, shape, dtype)
     return _sum_of_gamma(key, shape, dtype, k=k, temperature=temperature, num_terms=num_terms)
@@ -130,26 +134,25 @@ def imle(
 
     core.defvjp(core_fwd, core_bwd)
 
+    @jax.jit
+    def run(theta: jax.Array, eps: jax.Array) -> jax.Array:
+        cdt = eps.dtype
+        return core(theta.astype(cdt), eps, jnp.asarray(lambda_, cdt)).astype(theta.dtype)
+
     def g(key: ArrayLike, theta: ArrayLike) -> jax.Array:
         key = _checks.check_key(key)
         arr = _checks.as_float_array(theta, "theta")
-        cdt = _checks.compute_dtype(arr.dtype)
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, cdt))
+        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, arr.dtype))
         if getattr(out, "shape", None) != arr.shape:
             raise ValueError(
                 f"`fn` must return a state with the shape of `theta` {arr.shape}, got "
                 f"{getattr(out, 'shape', type(out).__name__)}."
             )
+        cdt = _checks.compute_dtype(arr.dtype)
+        shape = (num_samples, *arr.shape)
         eps = _noise(
-            noise,
-            key,
-            (num_samples, *arr.shape),
-            cdt,
-            k=k,
-            temperature=temperature,
-            num_terms=num_gamma_terms,
+            noise, key, shape, cdt, k=k, temperature=temperature, num_terms=num_gamma_terms
         )
-        lam = jnp.asarray(lambda_, cdt)
-        return core(arr.astype(cdt), eps, lam).astype(arr.dtype)
+        return run(arr, eps)
 
     return g

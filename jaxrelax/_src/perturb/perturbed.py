@@ -114,12 +114,13 @@ def perturbed(
         weights = jnp.sum(score * tx[None], axis=event_axes) / (s * num_samples)
         return jnp.mean(ys, axis=0), jnp.tensordot(weights, base, axes=(0, 0))
 
+    @jax.jit
+    def run(key: jax.Array, x: jax.Array) -> jax.Array:
+        cdt = _checks.compute_dtype(x.dtype)
+        z, score = _noise_and_score(noise, key, (num_samples, *x.shape), cdt)
+        return smoothed(x.astype(cdt), z, score, jnp.asarray(sigma, cdt)).astype(x.dtype)
+
     def g(key: ArrayLike, x: ArrayLike) -> jax.Array:
-        key = _checks.check_key(key)
-        arr = _checks.as_float_array(x, "x")
-        cdt = _checks.compute_dtype(arr.dtype)
-        z, score = _noise_and_score(noise, key, (num_samples, *arr.shape), cdt)
-        s = jnp.asarray(sigma, cdt)
-        return smoothed(arr.astype(cdt), z, score, s).astype(arr.dtype)
+        return run(_checks.check_key(key), _checks.as_float_array(x, "x"))
 
     return g

@@ -14,6 +14,7 @@ from jaxrelax._src.st.basic import straight_through
 __all__ = ["gumbel_sinkhorn"]
 
 
+@jax.jit
 def _assignment_matrix(scores: jax.Array) -> jax.Array:
     """Exact max-score permutation matrices of [..., n, n] ``scores`` (no gradient)."""
     scores = jax.lax.stop_gradient(scores)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -26,6 +28,7 @@ def _prepare(key, logits, k, axis):
     return arr, axis, k, perturbed
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def _k_hot(scores: jax.Array, k: int) -> jax.Array:
     """Exact k-hot mask of the ``k`` largest entries of the last axis (``-inf`` never set)."""
     _, idx = jax.lax.top_k(jax.lax.stop_gradient(scores), k)
@@ -65,6 +68,7 @@ def gumbel_topk(key: ArrayLike, logits: ArrayLike, k: int, *, axis: int = -1) ->
     return jnp.moveaxis(_k_hot(perturbed, k), -1, axis).astype(arr.dtype)
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def _successive_softmax(scores: jax.Array, temperature: ArrayLike, k: int) -> jax.Array:
     """Σ of ``k`` rounds of softmax(α / T), each followed by ``α ← α + log(1 − p)``.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -24,6 +26,7 @@ def _safe_logsumexp(x: jax.Array, axis: int, empty: float = 0.0) -> jax.Array:
     return jnp.where(ok, jnp.log(jnp.where(ok, s, 1.0)) + m, empty)
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def _sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -> jax.Array:
     """``num_iters`` row-then-column normalisations of ``log_alpha / T`` in the log domain.
 

@@ -17,6 +17,8 @@ Half-precision inputs are computed in float32 and cast back.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -98,11 +100,16 @@ def _entmax15_jvp(primals, tangents):
     return p, gt - q * g
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _apply_jit(fn, x: jax.Array, axis: int) -> jax.Array:
+    xc = jnp.moveaxis(x.astype(_checks.compute_dtype(x.dtype)), axis, -1)
+    return jnp.moveaxis(fn(xc), -1, axis).astype(x.dtype)
+
+
 def _apply(fn, x: ArrayLike, axis: int) -> jax.Array:
     arr = _checks.as_float_array(x, "x")
     axis = _checks.check_axis(axis, arr.ndim, arg="x")
-    xc = jnp.moveaxis(arr.astype(_checks.compute_dtype(arr.dtype)), axis, -1)
-    return jnp.moveaxis(fn(xc), -1, axis).astype(arr.dtype)
+    return _apply_jit(fn, arr, axis)
 
 
 def sparsemax(x: ArrayLike, axis: int = -1) -> jax.Array:
