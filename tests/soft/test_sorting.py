@@ -145,7 +145,7 @@ def test_topk_mask_matches_reference(k, eps):
     assert jnp.all(y >= 0) and jnp.all(y <= 1 + 1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 63, 64, 65, 130, 300])
+@pytest.mark.parametrize("n", [1, 5, 64, 65, 300])
 @pytest.mark.parametrize("kl", [False, True])
 def test_isotonic_solver_many_sizes(n, kl):
     # Chunk boundaries (64) and merge rounds, against plain pooling / closed forms.
@@ -186,11 +186,11 @@ def test_hard_limit_small_eps():
 
 
 def test_small_eps_precision_large_n():
-    # ρ/ε reaches 1e8 here: u = (s − mean s_B) + mean w_B must still return x exactly.
-    x = jax.random.normal(jax.random.key(1), (2, 10_000))
-    np.testing.assert_array_equal(jr.soft.sort(x, 1e-4), jnp.sort(x, -1))
+    # ρ/ε reaches 3e8 here: u = (s − mean s_B) + mean w_B must still return x exactly.
+    x = jax.random.normal(jax.random.key(1), (2, 3_000))
+    np.testing.assert_array_equal(jr.soft.sort(x, 1e-5), jnp.sort(x, -1))
     # Ranks: x / ε reaches 1e6, its gaps (10) are far above 1, so the ranks are exact.
-    perm = jax.random.permutation(jax.random.key(2), 10_000)
+    perm = jax.random.permutation(jax.random.key(2), 3_000)
     r = jr.soft.rank(perm * 1e-3, 1e-4)
     np.testing.assert_array_equal(r, perm + 1.0)
 
@@ -286,29 +286,32 @@ def test_second_order_l2_is_zero():
 # Transformations, axes, dtypes.
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        lambda x: jr.soft.sort(x, 0.5),
-        lambda x: jr.soft.sort(x, 0.5, "kl", True),
-        lambda x: jr.soft.rank(x, 0.5),
-        lambda x: jr.soft.rank(x, 0.5, "kl", True),
-        lambda x: jr.soft.topk_mask(x, 3, 0.5),
-    ],
-)
-def test_jit_vmap_axis(fn):
-    x = jax.random.normal(jax.random.key(6), (4, 3, 70))
+_FNS = {
+    "sort": lambda x: jr.soft.sort(x, 0.5),
+    "sort_kl_desc": lambda x: jr.soft.sort(x, 0.5, "kl", True),
+    "rank": lambda x: jr.soft.rank(x, 0.5),
+    "rank_kl_desc": lambda x: jr.soft.rank(x, 0.5, "kl", True),
+    "topk_mask": lambda x: jr.soft.topk_mask(x, 3, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(_FNS))
+def test_jit_vmap(name):
+    fn = _FNS[name]
+    # 70 entries: two chunks and one merge round of the solver, under vmap too.
+    x = jax.random.normal(jax.random.key(6), (2, 3, 70))
     ref = fn(x)
     np.testing.assert_allclose(jax.jit(fn)(x), ref, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(jax.vmap(fn)(x), ref, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(jax.vmap(jax.vmap(fn))(x), ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(jax.vmap(fn, in_axes=1, out_axes=1)(x), ref, rtol=1e-6, atol=1e-6)
     # Single rows give the same as a batch.
     np.testing.assert_allclose(fn(x[1, 2]), ref[1, 2], rtol=1e-6, atol=1e-6)
+
     # grad under vmap equals per-row grad.
-    g = jax.vmap(jax.grad(lambda r: jnp.sum(fn(r) * jnp.arange(70.0))))(x[0])
-    g1 = jax.grad(lambda r: jnp.sum(fn(r) * jnp.arange(70.0)))(x[0, 1])
-    np.testing.assert_allclose(g[1], g1, rtol=1e-5, atol=1e-5)
+    def loss(r):
+        return jnp.sum(fn(r) * jnp.arange(70.0))
+
+    g = jax.vmap(jax.grad(loss))(x[0])
+    np.testing.assert_allclose(g[1], jax.grad(loss)(x[0, 1]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["sort", "rank", "topk_mask"])
@@ -316,7 +319,7 @@ def test_axis(name):
     x = jax.random.normal(jax.random.key(7), (5, 6, 7))
     fn = getattr(jr.soft, name)
     args = (2,) if name == "topk_mask" else ()
-    for axis in [0, 1, -2]:
+    for axis in [0, -2]:
         got = fn(x, *args, 0.8, axis=axis)
         ref = jnp.moveaxis(fn(jnp.moveaxis(x, axis, -1), *args, 0.8), -1, axis)
         np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
