@@ -80,7 +80,7 @@ def test_json_schema(tiny_run):
             assert e["f_evals"] == TINY["toy"].budget  # equal budget
             for k in ("mean", "variance", "bias", "bias_stderr", "seconds_per_estimate"):
                 assert np.isfinite(e[k]), (e["estimator"], k)
-            assert e["variance"] > 0 and e["seconds_per_estimate"] > 0
+            assert e["variance"] >= 0 and e["seconds_per_estimate"] > 0  # DisARM: exactly 0
             assert e["bias"] == pytest.approx(e["mean"] - p["exact_gradient"], abs=1e-6)
             tr = e["train"]
             assert len(tr["loss"]) == tr["steps"] == TINY["toy"].steps
