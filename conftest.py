@@ -1,11 +1,21 @@
-"""Shared pytest configuration: doctest namespace."""
+"""Shared pytest configuration: fast XLA compiles for tests, doctest namespace."""
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+import os
 
-import jaxrelax as jr
+# The test suite is dominated by XLA compile time (hundreds of small programs). LLVM's
+# backend optimisation level 0 compiles ~1.8x faster here (measured: tests/estimators/
+# test_arm.py + tests/soft/test_sparse.py, 71 s -> 45 s CPU) and changes no semantics.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import jaxrelax as jr  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
