@@ -37,7 +37,7 @@ import numpy as np
 
 import jaxrelax as jr
 
-__all__ = ["SPECS", "Built", "Spec", "build"]
+__all__ = ["QUICK", "SPECS", "Built", "Spec", "build"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +67,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("rebar", "rebar", 3),
     Spec("relax", "relax", 3, learned=True),
 )
+
+
+#: The five estimators ``--quick`` compares (one per family: score function with a
+#: baseline, straight-through relaxation, antithetic, REBAR, learned control variate).
+QUICK = ("reinforce+loo", "st_gumbel_softmax", "disarm", "rebar", "relax")
 
 
 @dataclasses.dataclass

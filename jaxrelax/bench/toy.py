@@ -48,7 +48,13 @@ class ToyConfig:
 
     @classmethod
     def quick(cls) -> ToyConfig:
-        return cls(num_trials=4000, steps=500, var_every=50, var_samples=32)
+        return cls(
+            num_trials=2000,
+            steps=300,
+            var_every=50,
+            var_samples=16,
+            estimators=_estimators.QUICK,
+        )
 
 
 def _f(b: jax.Array, t: jax.Array) -> jax.Array:

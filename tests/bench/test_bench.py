@@ -167,3 +167,27 @@ def test_format_table_and_jsonable():
         "a": None,
         "b": [0, 1],
     }
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_quick_command_end_to_end(tmp_path):
+    """``python -m jaxrelax.bench --quick`` itself: exit 0, JSON with every suite, PNGs."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "quick"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxrelax.bench", "--quick", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((out / "results.json").read_text())
+    assert record["schema"] == SCHEMA and record["meta"]["quick"] is True
+    assert set(record["suites"]) == set(SUITES)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["ops_ratios.png", "toy_training.png", "vae_elbo.png"], pngs
+    assert all((out / p).stat().st_size > 1000 for p in pngs)
