@@ -10,22 +10,22 @@ permutahedron (Blondel et al., 2020):
 
 and returns ``u = s − v`` (the projection, in sorted coordinates).
 
-The solver is a chunked PAV: every row is cut into chunks of ``_CHUNK`` entries that are
-solved in parallel by a short sequential stack PAV (a fixed number of steps, so that
-``vmap`` adds no per-step ``select`` over the stacks), and the solved chunks are merged
-pairwise in ``log2(n / _CHUNK)`` rounds. Two adjacent solved segments differ from the
-solution of their concatenation only by one pooled block around the seam (a suffix of
-the left blocks and a prefix of the right ones), which a small loop finds; the rest is
-copied with one gather. Every loop therefore runs a few hundred steps at most on typical
-inputs, with the batch and the chunks inside each step: this avoids the cost of an
-``n``-step loop, whose per-step overhead dominates on CPU and GPU alike.
+The solver is the textbook stack PAV, run as one ``lax.while_loop`` in which every step
+advances all the rows of the flattened batch at once: each row either pools its top two
+blocks or pushes its next entry (pooling it at once with the top block if these
+violate), so the loop ends after at most ``2n − 1`` steps, and after ``n − 1`` when
+nothing pools. The per-row stack updates and reads are one dynamic slice per row, which
+XLA performs in place, so a step costs O(batch) and not O(n). A user ``vmap`` would turn
+the loop predicate into a per-step ``select`` over the stacks; a ``custom_vmap`` rule
+folds the mapped axis into the batch instead.
 
 Block statistics (sums of ``s`` and ``w`` for l2, their log-sum-exps for kl) are kept
-separately and built by merging blocks, never from a long cumulative sum, so that
-``u = (s − mean s_B) + mean w_B`` stays exact for singleton blocks even when ``s`` is
-huge (``ρ / ε`` with a tiny ``ε``).
+separately, each as an unevaluated sum ``hi + lo`` updated with error-free
+transformations, so that a block built from ``10⁵`` entries one at a time keeps its
+float precision, and ``u = (s − mean s_B) + mean w_B`` stays exact for singleton blocks
+even when ``s`` is huge (``ρ / ε`` with a tiny ``ε``).
 
-Gradients never go through the loops: ``project`` is a ``jax.custom_jvp`` whose rule
+Gradients never go through the loop: ``project`` is a ``jax.custom_jvp`` whose rule
 rebuilds ``u`` from the (locally constant) block partition with segment sums, which
 gives the closed-form derivatives (block means for l2, block softmax weights for kl)
 to every order, in forward and reverse mode.
@@ -41,138 +41,153 @@ from jax import lax
 
 __all__ = ["project"]
 
-# Entries per chunk of the first, sequential phase.
-_CHUNK = 64
+
+def _row_get(x, idx):
+    """``x[b, idx[b]]`` for every row ``b`` of ``x`` [R, n, ...] (one slice per row)."""
+    tail = x.shape[2:]
+    zeros = (jnp.int32(0),) * len(tail)
+    idx = idx.astype(jnp.int32)
+    return jnp.concatenate(
+        [
+            lax.dynamic_slice(x, (jnp.int32(b), idx[b], *zeros), (1, 1, *tail))[:, 0]
+            for b in range(x.shape[0])
+        ]
+    )
 
 
-def _merge(a, b, kl: bool):
-    """Statistics of the union of two blocks: (stat of s, stat of w, count)."""
-    if kl:
-        return (jnp.logaddexp(a[0], b[0]), jnp.logaddexp(a[1], b[1]), a[2] + b[2])
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+def _row_set(x, idx, v):
+    """``x`` with ``x[b, idx[b]] = v[b]`` for every row ``b`` (in-place updates)."""
+    tail = x.shape[2:]
+    zeros = (jnp.int32(0),) * len(tail)
+    idx = idx.astype(jnp.int32)
+    for b in range(x.shape[0]):
+        start = (jnp.int32(b), idx[b], *zeros)
+        x = lax.dynamic_update_slice(x, v[b].reshape(1, 1, *tail), start)
+    return x
 
 
-def _value(blk, kl: bool):
+def _two_sum(a, b):
+    """``(a + b, error)``: the rounded sum and its exact rounding error."""
+    t = a + b
+    bp = t - a
+    return t, (a - (t - bp)) + (b - bp)
+
+
+def _add(x, y):
+    """``x + y`` for unevaluated sums ``(hi, lo)`` stacked on the last axis."""
+    hi, err = _two_sum(x[..., 0], y[..., 0])
+    return jnp.stack(_two_sum(hi, err + x[..., 1] + y[..., 1]), axis=-1)
+
+
+def _logaddexp(x, y):
+    """``log(exp(x) + exp(y))`` for unevaluated sums ``(hi, lo)`` on the last axis."""
+    m = jnp.maximum(x[..., 0], y[..., 0])
+    r = jnp.logaddexp((x[..., 0] - m) + x[..., 1], (y[..., 0] - m) + y[..., 1])
+    return jnp.stack(_two_sum(m, r), axis=-1)
+
+
+def _merge(x, y, kl: bool):
+    """Statistics [..., 2 (s, w), 2 (hi, lo)] of the union of two blocks."""
+    return _logaddexp(x, y) if kl else _add(x, y)
+
+
+def _total(stat):
+    """The statistics of ``s`` and of ``w``, rounded: [..., 2, 2] -> [..., 2]."""
+    return stat[..., 0] + stat[..., 1]
+
+
+def _value(stat, cnt, kl: bool):
     """The isotonic solution on a block: mean(s) − mean(w), or lse(s) − lse(w)."""
-    if kl:
-        return blk[0] - blk[1]
-    return (blk[0] - blk[1]) / blk[2].astype(blk[0].dtype)
+    v = (stat[:, 0, 0] - stat[:, 1, 0]) + (stat[:, 0, 1] - stat[:, 1, 1])
+    return v if kl else v / cnt.astype(v.dtype)
 
 
-def _where(c, a, b):
-    return tuple(jnp.where(c, x, y) for x, y in zip(a, b))
+def _pav(s, w, kl: bool):
+    """Stack PAV on the rows of s, w: [R, n], all rows advanced by the same loop.
 
-
-def _take(stack, idx):
-    """``stack[p, idx[p]]`` for each of the (a, b, count) arrays of shape [P, m]."""
-    return tuple(jnp.take_along_axis(x, idx[:, None], axis=1)[:, 0] for x in stack)
-
-
-def _solve_chunks(s, w, length, kl: bool):
-    """Stack PAV on each row of s, w: [P, L] (only the first ``length[p]`` entries).
-
-    Returns the block stack (a, b, count), each [P, L], and the number of blocks [P].
-    """
-    p, m = s.shape
-    rows = jnp.arange(p)
-    ones = jnp.ones((p,), jnp.int32)
-    first = (s[:, 0], w[:, 0], ones)
-    stack = (jnp.zeros_like(s), jnp.zeros_like(w), jnp.zeros((p, m), jnp.int32))
-    top = jnp.minimum(length, 1)  # blocks on the stack, the current one included
-    nxt = ones  # next entry to push
-
-    def step(_, carry):
-        stack, cur, top, nxt = carry
-        # Store the current block first, then read the one below it: writing before
-        # reading lets XLA update the stack in place.
-        slot = jnp.maximum(top - 1, 0)
-        stack = tuple(x.at[rows, slot].set(c) for x, c in zip(stack, cur))
-        prev = _take(stack, jnp.maximum(top - 2, 0))
-        viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
-        push = ~viol & (nxt < length)
-        j = jnp.minimum(nxt, m - 1)
-        elem = (s[rows, j], w[rows, j], ones)
-        cur = _where(viol, _merge(prev, cur, kl), _where(push, elem, cur))
-        return stack, cur, top + push - viol, nxt + push
-
-    # At most (m - 1) pushes and (m - 1) merges: a fixed trip count, so that vmap
-    # batches this loop without a per-step select over the stacks.
-    stack, cur, top, _ = lax.fori_loop(0, 2 * m - 1, step, (stack, first, top, nxt))
-    slot = jnp.maximum(top - 1, 0)
-    stack = tuple(x.at[rows, slot].set(c) for x, c in zip(stack, cur))
-    return stack, top
-
-
-def _merge_pairs(stack, nb, kl: bool):
-    """Merges solved segments 2q and 2q+1 (stacks [2Q, m], block counts [2Q])."""
-    two_q, m = stack[0].shape
-    q = two_q // 2
-    left = tuple(x.reshape(q, 2, m)[:, 0] for x in stack)
-    right = tuple(x.reshape(q, 2, m)[:, 1] for x in stack)
-    nb_l, nb_r = nb.reshape(q, 2)[:, 0], nb.reshape(q, 2)[:, 1]
-    has_r = nb_r > 0
-    # The pooled block around the seam starts as the first right block and grows by
-    # absorbing the last kept left block or the next right block while they violate.
-    mid = _take(right, jnp.zeros((q,), jnp.int32))
-    keep = nb_l
-    used = has_r.astype(jnp.int32)
+    Returns the block stack (statistics [R, n, 2, 2], counts [R, n]) and the number of
+    blocks of each row [R]."""
+    r, n = s.shape
+    sw = jnp.stack([s, w], axis=-1)
+    sw = jnp.stack([sw, jnp.zeros_like(sw)], axis=-1)  # entries as (hi, lo) sums
+    ones = jnp.ones((r,), jnp.int32)
 
     def body(carry):
-        mid, keep, used, active = carry
-        lt = _take(left, jnp.maximum(keep - 1, 0))
-        rn = _take(right, jnp.minimum(used, m - 1))
-        viol_l = active & (keep > 0) & (_value(lt, kl) < _value(mid, kl))
-        viol_r = active & ~viol_l & (used < nb_r) & (_value(mid, kl) < _value(rn, kl))
-        mid = _where(viol_l, _merge(lt, mid, kl), _where(viol_r, _merge(mid, rn, kl), mid))
-        return mid, keep - viol_l, used + viol_r, viol_l | viol_r
-
-    mid, keep, used, _ = lax.while_loop(lambda c: jnp.any(c[3]), body, (mid, keep, used, has_r))
-    # Assemble [kept left blocks, pooled block, unused right blocks] with one gather.
-    j = jnp.arange(2 * m)[None, :]
-    keep_, used_ = keep[:, None], used[:, None]
-    total = jnp.where(has_r, keep + 1 + nb_r - used, nb_l)
-    is_left = j < keep_
-    is_mid = has_r[:, None] & (j == keep_)
-    is_right = has_r[:, None] & (j > keep_) & (j < total[:, None])
-    ridx = jnp.clip(j - keep_ - 1 + used_, 0, m - 1)
-    out = []
-    for lx, rx, mx in zip(left, right, mid):
-        lpad = jnp.pad(lx, ((0, 0), (0, m)))
-        rg = jnp.take_along_axis(rx, ridx, axis=1)
-        zero = jnp.zeros((), lx.dtype)
-        out.append(
-            jnp.where(is_left, lpad, jnp.where(is_mid, mx[:, None], jnp.where(is_right, rg, zero)))
+        stats, counts, cur, ccur, top, nxt, _ = carry
+        # Store the current block, then read the one below it.
+        stats = _row_set(stats, top - 1, cur)
+        counts = _row_set(counts, top - 1, ccur)
+        below = jnp.maximum(top - 2, 0)
+        prev, cprev = _row_get(stats, below), _row_get(counts, below)
+        viol = (top >= 2) & (_value(prev, cprev, kl) < _value(cur, ccur, kl))
+        # The other rows push their next entry, pooled at once with the current block
+        # if these two violate.
+        push = ~viol & (nxt < n)
+        elem = _row_get(sw, jnp.minimum(nxt, n - 1))
+        pool = push & (_value(cur, ccur, kl) < _value(elem, ones, kl))
+        v3 = viol[:, None, None]
+        lo, clo = jnp.where(v3, prev, cur), jnp.where(viol, cprev, ccur)
+        hi, chi = jnp.where(v3, cur, elem), jnp.where(viol, ccur, ones)
+        merged = viol | pool
+        cur = jnp.where(
+            merged[:, None, None], _merge(lo, hi, kl), jnp.where(push[:, None, None], elem, cur)
         )
-    return tuple(out), total
+        ccur = jnp.where(merged, clo + chi, jnp.where(push, ones, ccur))
+        top = top - viol + (push & ~pool)
+        nxt = nxt + push
+        # A row is done once all its entries are pushed and its last check passed.
+        return stats, counts, cur, ccur, top, nxt, jnp.any(merged | (nxt < n))
+
+    init = (
+        jnp.zeros_like(sw),
+        jnp.zeros((r, n), jnp.int32),
+        sw[:, 0],
+        ones,
+        ones,
+        ones,
+        jnp.asarray(n > 1),
+    )
+    stats, counts, cur, ccur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
+    return _row_set(stats, top - 1, cur), _row_set(counts, top - 1, ccur), top
 
 
 @functools.partial(jax.jit, static_argnames="kl")
-def _blocks(s, w, kl: bool):
+def _blocks_2d(s, w, kl: bool):
     """PAV on rows of s, w: [R, n]. Returns (bid [R, n] block index of each entry,
     stat of s [R, n], stat of w [R, n], count [R, n]) gathered per entry."""
     r, n = s.shape
-    m = min(_CHUNK, n)
-    c = -(-n // m)
-    c2 = 1 << (c - 1).bit_length()
-    pad = c2 * m - n
-    sp = jnp.pad(s, ((0, 0), (0, pad))).reshape(r * c2, m)
-    wp = jnp.pad(w, ((0, 0), (0, pad))).reshape(r * c2, m)
-    length = jnp.clip(n - jnp.arange(c2) * m, 0, m).astype(jnp.int32)
-    length = jnp.tile(length, r)
-    stack, nb = _solve_chunks(sp, wp, length, kl)
-    while stack[0].shape[0] > r:
-        stack, nb = _merge_pairs(stack, nb, kl)
+    stats, cnt, nb = _pav(s, w, kl)
     # Expand the blocks of each row to its entries.
-    a, b, cnt = stack
-    k = jnp.arange(a.shape[1])[None, :]
+    k = jnp.arange(n)[None, :]
     cnt = jnp.where(k < nb[:, None], cnt, 0)
     starts = jnp.cumsum(cnt, axis=1) - cnt
     starts = jnp.where(k < nb[:, None], starts, n)
     rows = jnp.arange(r)[:, None]
     flags = jnp.zeros((r, n), jnp.int32).at[rows, starts].add(1, mode="drop")
     bid = jnp.cumsum(flags, axis=1) - 1
+    tot = _total(stats)
     take = functools.partial(jnp.take_along_axis, indices=bid, axis=1)
-    return bid, take(a), take(b), take(cnt)
+    return bid, take(tot[..., 0]), take(tot[..., 1]), take(cnt)
+
+
+def _blocks(s, w, kl: bool):
+    """``_blocks_2d`` whose ``vmap`` folds the mapped axis into the rows."""
+
+    @jax.custom_batching.custom_vmap
+    def solve(s, w):
+        return _blocks_2d(s, w, kl)
+
+    @solve.def_vmap
+    def _solve_vmap(axis_size, in_batched, s, w):
+        s, w = (
+            x if b else jnp.broadcast_to(x, (axis_size, *x.shape))
+            for x, b in zip((s, w), in_batched)
+        )
+        r, n = s.shape[1:]
+        out = solve(s.reshape(axis_size * r, n), w.reshape(axis_size * r, n))
+        return tuple(o.reshape(axis_size, r, n) for o in out), (True,) * 4
+
+    return solve(s, w)
 
 
 def _segment_sum(x, bid):
