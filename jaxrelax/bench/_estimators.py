@@ -61,7 +61,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("gumbel_softmax", "gumbel_softmax", 1, unbiased=False),
     Spec("st_gumbel_softmax", "st_gumbel_softmax", 1, unbiased=False),
     Spec("straight_through", "straight_through", 1, unbiased=False),
-    Spec("gumbel_rao", "gumbel_rao", 1, categorical_view=True, unbiased=False),
+    # num_mc = 4 conditional Gumbel draws (Paulus et al. use up to 1000; each draw costs a
+    # softmax and a backward pass through it, the VAE's bottleneck at 10).
+    Spec(
+        "gumbel_rao",
+        "gumbel_rao",
+        1,
+        (("num_mc", 4),),
+        categorical_view=True,
+        unbiased=False,
+    ),
     Spec("arm", "arm", 2),
     Spec("disarm", "disarm", 2, count_kw="num_pairs"),
     Spec("rebar", "rebar", 3),

@@ -39,8 +39,8 @@ class OpsConfig:
     """Sizes and repetitions of the ``ops`` suite."""
 
     shapes: tuple[tuple[int, int], ...] = ((256, 64), (16, 1024))
-    rounds: int = 15
-    calls_per_round: int = 10
+    rounds: int = 7
+    calls_per_round: int = 5
 
     @classmethod
     def quick(cls) -> OpsConfig:

@@ -39,7 +39,7 @@ class ToyConfig:
     targets: tuple[float, ...] = (0.45, 0.499)
     budget: int = 6  # f evaluations per gradient estimate
     num_trials: int = 20000  # estimates per gradient_stats call at phi = 0
-    steps: int = 2000
+    steps: int = 1000
     learning_rate: float = 0.01
     cv_learning_rate: float = 0.01
     var_every: int = 50

@@ -66,7 +66,7 @@ class VAEConfig:
     hidden: int = 100  # width of the two tanh layers of the nonlinear variant
     budget: int = 6  # f evaluations per image per step
     batch_size: int = 50
-    steps: int = 500
+    steps: int = 400
     learning_rate: float = 3e-3
     cv_learning_rate: float = 3e-3
     eval_every: int = 100

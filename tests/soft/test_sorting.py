@@ -405,3 +405,23 @@ def test_no_recompilation():
         n0 = f._cache_size()
         f(x + 1, 2.0)
         assert f._cache_size() == n0
+
+
+@pytest.mark.parametrize("kl", [False, True])
+def test_many_rows_use_chunked_solver_with_same_blocks(kl):
+    # More than 16 rows dispatch to the chunked solver (compile time independent of the
+    # row count); both solvers must find the same blocks and block statistics.
+    from jaxrelax._src.soft import _isotonic, _isotonic_chunked
+
+    s = jax.random.normal(jax.random.key(1), (4, 300))
+    w = jnp.sort(jax.random.normal(jax.random.key(2), (4, 300)), axis=-1)[:, ::-1]
+    a = _isotonic._blocks_2d(s, w, kl)
+    b = _isotonic_chunked.blocks(s, w, kl)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[3], b[3])
+    for x, y in zip(a[1:3], b[1:3]):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-4)
+    x = jax.random.normal(jax.random.key(3), (64, 16))
+    got = jr.soft.sort(x, regularization_strength=0.3)
+    want = jnp.stack([jr.soft.sort(r, regularization_strength=0.3) for r in x[:3]])
+    np.testing.assert_allclose(got[:3], want, rtol=1e-5, atol=1e-5)
