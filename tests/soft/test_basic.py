@@ -127,9 +127,7 @@ def test_masks_have_zero_probability_and_gradient(fn):
     p = jr.soft.softmax(x)
     assert float(p[1]) == 0.0 and float(p[3]) == 0.0
     np.testing.assert_allclose(p[jnp.array([0, 2])], jax.nn.softmax(jnp.array([1.0, 2.0])))
-    g = jax.grad(lambda v: jnp.sum(jnp.atleast_1d(fn(v, temperature=0.5)) * jnp.arange(1.0, 2)))(
-        x
-    )
+    g = jax.grad(lambda v: jnp.sum(jnp.atleast_1d(fn(v, temperature=0.5)) * jnp.arange(1.0, 2)))(x)
     assert bool(jnp.all(jnp.isfinite(g)))
     assert float(g[1]) == 0.0 and float(g[3]) == 0.0
     assert bool(jnp.isfinite(fn(x, temperature=1e-3)).all())
