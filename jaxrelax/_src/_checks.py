@@ -177,3 +177,12 @@ def compute_dtype(dtype: Any) -> Any:
     if dtype.itemsize < 4:
         return jnp.float32
     return dtype
+
+
+def check_square(arr: jax.Array, name: str) -> None:
+    """Raises ValueError naming ``name`` unless ``arr`` is [..., n, n]."""
+    if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
+        raise ValueError(
+            f"`{name}` must have shape [..., n, n] (square in its last two axes), got "
+            f"shape {arr.shape}."
+        )

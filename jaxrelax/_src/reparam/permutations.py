@@ -81,11 +81,7 @@ def gumbel_sinkhorn(
     _checks.check_temperature(temperature)
     num_iters = _checks.check_int(num_iters, "num_iters")
     arr = _checks.as_float_array(log_alpha, "log_alpha")
-    if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
-        raise ValueError(
-            f"`log_alpha` must have shape [..., n, n] (square in its last two axes), got "
-            f"shape {arr.shape}."
-        )
+    _checks.check_square(arr, "log_alpha")
     cdt = _checks.compute_dtype(arr.dtype)
     scores = arr.astype(cdt) + _random.gumbel(key, arr.shape, cdt)
     p = jnp.exp(_sinkhorn_log(scores, temperature, num_iters))

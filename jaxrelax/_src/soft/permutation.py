@@ -87,11 +87,7 @@ def sinkhorn(log_alpha: ArrayLike, temperature: ArrayLike = 1.0, num_iters: int 
     _checks.check_temperature(temperature)
     num_iters = _checks.check_int(num_iters, "num_iters")
     arr = _checks.as_float_array(log_alpha, "log_alpha")
-    if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
-        raise ValueError(
-            f"`log_alpha` must have shape [..., n, n] (square in its last two axes), got "
-            f"shape {arr.shape}."
-        )
+    _checks.check_square(arr, "log_alpha")
     cdt = _checks.compute_dtype(arr.dtype)
     x = _sinkhorn_log(arr.astype(cdt), temperature, num_iters)
     return jnp.exp(x).astype(arr.dtype)
