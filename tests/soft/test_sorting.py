@@ -145,10 +145,10 @@ def test_topk_mask_matches_reference(k, eps):
     assert jnp.all(y >= 0) and jnp.all(y <= 1 + 1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 5, 64, 65, 300])
+@pytest.mark.parametrize("n", [1, 5, 127, 129, 300])
 @pytest.mark.parametrize("kl", [False, True])
 def test_isotonic_solver_many_sizes(n, kl):
-    # Chunk boundaries (64) and merge rounds, against plain pooling / closed forms.
+    # Around the chunk size (128), against plain pooling / closed forms.
     rng = np.random.default_rng(n)
     s = np.sort(rng.normal(size=(3, n)) * np.array([[0.1], [1.0], [10.0]]))[:, ::-1]
     w = np.sort(rng.normal(size=(3, n)) * 3)[:, ::-1]
@@ -389,6 +389,10 @@ def test_bad_inputs():
         jr.soft.rank(x, axis=2)
     with pytest.raises(TypeError, match="`x`"):
         jr.soft.sort(jnp.array([1 + 2j]))
+    # Block sizes are float32 counts: longer rows are refused (traced, nothing allocated).
+    too_long = jax.ShapeDtypeStruct((2**24 + 1,), jnp.float32)
+    with pytest.raises(ValueError, match="`x` has 16777217 entries"):
+        jax.eval_shape(jr.soft.rank, too_long)
 
 
 def test_topk_k_equals_n_is_static_ones():
@@ -407,21 +411,48 @@ def test_no_recompilation():
         assert f._cache_size() == n0
 
 
-@pytest.mark.parametrize("kl", [False, True])
-def test_many_rows_use_chunked_solver_with_same_blocks(kl):
-    # More than 16 rows dispatch to the chunked solver (compile time independent of the
-    # row count); both solvers must find the same blocks and block statistics.
-    from jaxrelax._src.soft import _isotonic, _isotonic_chunked
+def _chunk_repair_rows(n, m):
+    """Rows whose chunk solutions need repairs across chunk boundaries: decreasing
+    within each chunk of m entries but increasing from chunk to chunk, a random walk,
+    a wave, all-pooling, no pooling, and long runs of ties."""
+    rng = np.random.default_rng(0)
+    j = np.arange(n)
+    return np.stack(
+        [
+            (m - j % m) * 0.01 + j // m,
+            np.cumsum(rng.normal(size=n)),
+            np.sin(j / 7.0) * 3 - j * 1e-3,
+            j * 1.0,
+            -j * 1.0,
+            np.repeat(rng.normal(size=n // 10 + 1), 10)[:n],
+        ]
+    )
 
-    s = jax.random.normal(jax.random.key(1), (4, 300))
-    w = jnp.sort(jax.random.normal(jax.random.key(2), (4, 300)), axis=-1)[:, ::-1]
-    a = _isotonic._blocks_2d(s, w, kl)
-    b = _isotonic_chunked.blocks(s, w, kl)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[3], b[3])
-    for x, y in zip(a[1:3], b[1:3]):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-4)
-    x = jax.random.normal(jax.random.key(3), (64, 16))
-    got = jr.soft.sort(x, regularization_strength=0.3)
-    want = jnp.stack([jr.soft.sort(r, regularization_strength=0.3) for r in x[:3]])
-    np.testing.assert_allclose(got[:3], want, rtol=1e-5, atol=1e-5)
+
+@pytest.mark.parametrize("n", [1, 2, 127, 128, 129, 5 * 128 + 7])
+def test_isotonic_solver_across_chunks(n):
+    # The solver solves chunks of _CHUNK entries, then repairs the chunk seams row by
+    # row; against plain pooling on rows that exercise every kind of repair.
+    y = _chunk_repair_rows(n, _isotonic._CHUNK)
+    with jax.enable_x64(True):
+        s = jnp.asarray(y, jnp.float64)
+        u = np.asarray(_isotonic.project(s, jnp.zeros_like(s), False))
+    for i in range(len(y)):
+        np.testing.assert_allclose(y[i] - u[i], _brute_pav(y[i]), rtol=1e-12, atol=1e-12)
+    # float32 keeps block sums compensated: still close at every size.
+    u32 = np.asarray(_isotonic.project(jnp.asarray(y, jnp.float32), jnp.zeros(y.shape), False))
+    for i in range(len(y)):
+        np.testing.assert_allclose(y[i] - u32[i], _brute_pav(y[i]), atol=2e-5 * (1 + n / 100))
+
+
+@pytest.mark.parametrize("kl", [False, True])
+def test_many_rows_equal_single_rows(kl):
+    # The row count changes only the number of lanes of the two loops, never the result.
+    x = jax.random.normal(jax.random.key(3), (300, 40)) * 2
+    reg = "kl" if kl else "l2"
+    got = jr.soft.rank(x, 0.3, reg)
+    want = jnp.stack([jr.soft.rank(r, 0.3, reg) for r in x[:4]])
+    np.testing.assert_allclose(got[:4], want, rtol=1e-6, atol=1e-6)
+    got = jr.soft.sort(x, 0.3, reg)
+    want = jnp.stack([jr.soft.sort(r, 0.3, reg) for r in x[-3:]])
+    np.testing.assert_allclose(got[-3:], want, rtol=1e-6, atol=1e-6)

@@ -10,25 +10,38 @@ permutahedron (Blondel et al., 2020):
 
 and returns ``u = s − v`` (the projection, in sorted coordinates).
 
-The solver is the textbook stack PAV, run as one ``lax.while_loop`` in which every step
-advances all the rows of the flattened batch at once: each row either pools its top two
-blocks or pushes its next entry (pooling it at once with the top block if these
-violate), so the loop ends after at most ``2n − 1`` steps, and after ``n − 1`` when
-nothing pools. The per-row stack updates and reads are one dynamic slice per row, which
-XLA performs in place, so a step costs O(batch) and not O(n). A user ``vmap`` would turn
-the loop predicate into a per-step ``select`` over the stacks; a ``custom_vmap`` rule
-folds the mapped axis into the batch instead.
+PAV may pool adjacent violating blocks in any order and still ends at the unique
+solution, and the blocks of the solution on a stretch of the row are unions of blocks of
+the solution of the whole row. The solver uses this in two phases, neither of which
+depends on the row count for its program size:
 
-Block statistics (sums of ``s`` and ``w`` for l2, their log-sum-exps for kl) are kept
-separately, each as an unevaluated sum ``hi + lo`` updated with error-free
-transformations, so that a block built from ``10⁵`` entries one at a time keeps its
-float precision, and ``u = (s − mean s_B) + mean w_B`` stays exact for singleton blocks
-even when ``s`` is huge (``ρ / ε`` with a tiny ``ε``).
+1. **Chunks.** Every row is cut into chunks of ``_CHUNK`` entries and all the chunks of
+   all the rows are solved at once by the textbook stack PAV, one ``lax.while_loop``
+   whose step advances every chunk (a gather and a scatter at ``[chunk, top]``): at most
+   ``2·_CHUNK − 1`` steps, each O(number of chunks).
+2. **Rows.** A second loop walks each row's chunks left to right, holding the row's
+   solution so far as a stack of blocks. A step either pools the top two blocks, pools
+   the next block of the current chunk into the top one, or (when these do not violate)
+   copies the rest of the chunk onto the stack in one slice. Rows whose chunk solutions
+   need no repair across chunk boundaries therefore take about ``n / _CHUNK`` steps; the
+   count is at most the number of chunk blocks plus the number of chunks.
 
-Gradients never go through the loop: ``project`` is a ``jax.custom_jvp`` whose rule
-rebuilds ``u`` from the (locally constant) block partition with segment sums, which
-gives the closed-form derivatives (block means for l2, block softmax weights for kl)
-to every order, in forward and reverse mode.
+Keeping the batch inside the loops (and never ``vmap``-ing a loop) matters: ``vmap``
+over a ``while_loop`` turns each O(1) stack step into an O(n) select over the carried
+stacks. A ``custom_vmap`` rule folds a user ``vmap`` into the rows instead.
+
+A block is a record ``(s_hi, s_lo, w_hi, w_lo, count)``: the statistics of ``s`` and of
+``w`` (sums for l2, log-sum-exps for kl) are kept separately, each as an unevaluated sum
+``hi + lo`` updated with error-free transformations, so that a block built from ``10⁵``
+entries keeps its float precision and ``u = (s − mean s_B) + mean w_B`` stays exact for
+singleton blocks even when ``s`` is huge (``ρ / ε`` with a tiny ``ε``). Counts are
+stored as floats, exact for rows of up to ``2**24`` entries in float32.
+
+Gradients never go through the loops: ``project`` is a ``jax.custom_jvp`` with the
+closed-form derivatives for the (locally constant) block partition: block means for l2,
+block softmax weights for kl. Zero tangents are skipped (``symbolic_zeros``), so soft
+sort and soft rank, where one of ``s``, ``w`` is a constant, pay for one block
+average.
 """
 
 from __future__ import annotations
@@ -39,38 +52,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrelax._src.soft import _isotonic_chunked
-
 __all__ = ["project"]
 
-#: Above this many rows the per-row-slice loop below compiles too slowly (R slices per
-#: step: [256, 64] took 43 s to compile, [1024, 16] over 2 minutes); use the chunked
-#: solver, whose program size does not depend on R.
-_MAX_UNROLLED_ROWS = 16
+#: Entries per chunk of the first phase.
+_CHUNK = 128
 
-
-def _row_get(x, idx):
-    """``x[b, idx[b]]`` for every row ``b`` of ``x`` [R, n, ...] (one slice per row)."""
-    tail = x.shape[2:]
-    zeros = (jnp.int32(0),) * len(tail)
-    idx = idx.astype(jnp.int32)
-    return jnp.concatenate(
-        [
-            lax.dynamic_slice(x, (jnp.int32(b), idx[b], *zeros), (1, 1, *tail))[:, 0]
-            for b in range(x.shape[0])
-        ]
-    )
-
-
-def _row_set(x, idx, v):
-    """``x`` with ``x[b, idx[b]] = v[b]`` for every row ``b`` (in-place updates)."""
-    tail = x.shape[2:]
-    zeros = (jnp.int32(0),) * len(tail)
-    idx = idx.astype(jnp.int32)
-    for b in range(x.shape[0]):
-        start = (jnp.int32(b), idx[b], *zeros)
-        x = lax.dynamic_update_slice(x, v[b].reshape(1, 1, *tail), start)
-    return x
+# Fields of a block record.
+_S_HI, _S_LO, _W_HI, _W_LO, _CNT = range(5)
 
 
 def _two_sum(a, b):
@@ -80,82 +68,133 @@ def _two_sum(a, b):
     return t, (a - (t - bp)) + (b - bp)
 
 
-def _add(x, y):
-    """``x + y`` for unevaluated sums ``(hi, lo)`` stacked on the last axis."""
-    hi, err = _two_sum(x[..., 0], y[..., 0])
-    return jnp.stack(_two_sum(hi, err + x[..., 1] + y[..., 1]), axis=-1)
+def _add(a_hi, a_lo, b_hi, b_lo):
+    """``a + b`` for unevaluated sums ``(hi, lo)``."""
+    hi, err = _two_sum(a_hi, b_hi)
+    return _two_sum(hi, err + a_lo + b_lo)
 
 
-def _logaddexp(x, y):
-    """``log(exp(x) + exp(y))`` for unevaluated sums ``(hi, lo)`` on the last axis."""
-    m = jnp.maximum(x[..., 0], y[..., 0])
-    r = jnp.logaddexp((x[..., 0] - m) + x[..., 1], (y[..., 0] - m) + y[..., 1])
-    return jnp.stack(_two_sum(m, r), axis=-1)
+def _logaddexp(a_hi, a_lo, b_hi, b_lo):
+    """``log(exp(a) + exp(b))`` for unevaluated sums ``(hi, lo)``."""
+    m = jnp.maximum(a_hi, b_hi)
+    r = jnp.logaddexp((a_hi - m) + a_lo, (b_hi - m) + b_lo)
+    return _two_sum(m, r)
 
 
-def _merge(x, y, kl: bool):
-    """Statistics [..., 2 (s, w), 2 (hi, lo)] of the union of two blocks."""
-    return _logaddexp(x, y) if kl else _add(x, y)
+def _merge(a, b, kl: bool):
+    """The record of the union of two adjacent blocks (records [..., 5])."""
+    op = _logaddexp if kl else _add
+    s = op(a[..., _S_HI], a[..., _S_LO], b[..., _S_HI], b[..., _S_LO])
+    w = op(a[..., _W_HI], a[..., _W_LO], b[..., _W_HI], b[..., _W_LO])
+    return jnp.stack([*s, *w, a[..., _CNT] + b[..., _CNT]], axis=-1)
 
 
-def _total(stat):
-    """The statistics of ``s`` and of ``w``, rounded: [..., 2, 2] -> [..., 2]."""
-    return stat[..., 0] + stat[..., 1]
-
-
-def _value(stat, cnt, kl: bool):
+def _value(r, kl: bool):
     """The isotonic solution on a block: mean(s) − mean(w), or lse(s) − lse(w)."""
-    v = (stat[:, 0, 0] - stat[:, 1, 0]) + (stat[:, 0, 1] - stat[:, 1, 1])
-    return v if kl else v / cnt.astype(v.dtype)
+    v = (r[..., _S_HI] - r[..., _W_HI]) + (r[..., _S_LO] - r[..., _W_LO])
+    return v if kl else v / r[..., _CNT]
 
 
-def _pav(s, w, kl: bool):
-    """Stack PAV on the rows of s, w: [R, n], all rows advanced by the same loop.
+def _records(s, w):
+    """Singleton records [..., n, 5] of the entries of s, w [..., n]."""
+    zero = jnp.zeros_like(s)
+    return jnp.stack([s, zero, w, zero, jnp.ones_like(s)], axis=-1)
 
-    Returns the block stack (statistics [R, n, 2, 2], counts [R, n]) and the number of
-    blocks of each row [R]."""
-    r, n = s.shape
-    sw = jnp.stack([s, w], axis=-1)
-    sw = jnp.stack([sw, jnp.zeros_like(sw)], axis=-1)  # entries as (hi, lo) sums
-    ones = jnp.ones((r,), jnp.int32)
+
+def _solve_chunks(rec, length, kl: bool):
+    """Stack PAV on every chunk at once: records [P, m, 5], ``length`` [P] entries.
+
+    Returns the block stacks [P, m, 5] (blocks in order, garbage past the count) and the
+    number of blocks of each chunk [P]."""
+    p, m, _ = rec.shape
+    lanes = jnp.arange(p)
+    ones = jnp.ones((p,), jnp.int32)
 
     def body(carry):
-        stats, counts, cur, ccur, top, nxt, _ = carry
-        # Store the current block, then read the one below it.
-        stats = _row_set(stats, top - 1, cur)
-        counts = _row_set(counts, top - 1, ccur)
-        below = jnp.maximum(top - 2, 0)
-        prev, cprev = _row_get(stats, below), _row_get(counts, below)
-        viol = (top >= 2) & (_value(prev, cprev, kl) < _value(cur, ccur, kl))
-        # The other rows push their next entry, pooled at once with the current block
-        # if these two violate.
-        push = ~viol & (nxt < n)
-        elem = _row_get(sw, jnp.minimum(nxt, n - 1))
-        pool = push & (_value(cur, ccur, kl) < _value(elem, ones, kl))
-        v3 = viol[:, None, None]
-        lo, clo = jnp.where(v3, prev, cur), jnp.where(viol, cprev, ccur)
-        hi, chi = jnp.where(v3, cur, elem), jnp.where(viol, ccur, ones)
+        stack, cur, top, nxt, _ = carry
+        # Store the current block, then read the one below it (in place).
+        stack = stack.at[lanes, top - 1].set(cur)
+        prev = stack[lanes, jnp.maximum(top - 2, 0)]
+        elem = rec[lanes, jnp.minimum(nxt, m - 1)]
+        viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
+        # The other chunks push their next entry, pooled at once with the current
+        # block if these two violate.
+        push = ~viol & (nxt < length)
+        pool = push & (_value(cur, kl) < _value(elem, kl))
         merged = viol | pool
-        cur = jnp.where(
-            merged[:, None, None], _merge(lo, hi, kl), jnp.where(push[:, None, None], elem, cur)
+        pair = _merge(
+            jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl
         )
-        ccur = jnp.where(merged, clo + chi, jnp.where(push, ones, ccur))
+        cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
         top = top - viol + (push & ~pool)
         nxt = nxt + push
-        # A row is done once all its entries are pushed and its last check passed.
-        return stats, counts, cur, ccur, top, nxt, jnp.any(merged | (nxt < n))
+        return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
-    init = (
-        jnp.zeros_like(sw),
-        jnp.zeros((r, n), jnp.int32),
-        sw[:, 0],
-        ones,
-        ones,
-        ones,
-        jnp.asarray(n > 1),
-    )
-    stats, counts, cur, ccur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
-    return _row_set(stats, top - 1, cur), _row_set(counts, top - 1, ccur), top
+    init = (jnp.zeros_like(rec), rec[:, 0], ones, ones, jnp.asarray(m > 1))
+    stack, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
+    return stack.at[lanes, top - 1].set(cur), top
+
+
+def _row_slices(x, start, size):
+    """``x[b, start[b] : start[b] + size]`` for every row b of x [R, N, k]."""
+    return jax.vmap(lambda a, i: lax.dynamic_slice_in_dim(a, i, size))(x, start)
+
+
+def _row_update(x, upd, start):
+    """``x`` with ``x[b, start[b] : start[b] + len] = upd[b]`` for every row b."""
+    return jax.vmap(lambda a, u, i: lax.dynamic_update_slice_in_dim(a, u, i, 0))(x, upd, start)
+
+
+def _join_chunks(chunks, nbc, kl: bool):
+    """PAV over the solved chunks of each row, left to right.
+
+    ``chunks`` [R, c·m, 5] holds chunk j's blocks at ``[j·m, j·m + nbc[:, j])``.
+    Returns the block stack of each row [R, (c + 1)·m, 5] and its block count [R]."""
+    r, cm, k = chunks.shape
+    c = nbc.shape[1]
+    m = cm // c
+    rows = jnp.arange(r)
+    padded = jnp.pad(chunks, ((0, 0), (0, m), (0, 0)))
+    stack = jnp.zeros((r, cm + m, k), chunks.dtype).at[:, :m].set(chunks[:, :m])
+    top = nbc[:, 0]
+    cur = chunks[rows, top - 1]
+
+    def body(carry):
+        stack, cur, top, ci, head, _ = carry
+        more = ci < c
+        cic = jnp.minimum(ci, c - 1)
+        nb_here = nbc[rows, cic]
+        base = cic * m
+        # One scatter: the current block at ``top − 1`` and the rest of the chunk
+        # above it (slots at and above ``top`` are free, so the copy is written every
+        # step and counts only when the step copies); then read the block below.
+        # (Contiguous slices, one per row: a gather/scatter of single records would
+        # cost an index computation per record.)
+        rest = _row_slices(padded, base + head, m)
+        stack = _row_update(stack, jnp.concatenate([cur[:, None], rest], axis=1), top - 1)
+        prev = stack[rows, jnp.maximum(top - 2, 0)]
+        nxt = chunks[rows, base + head]
+        last = chunks[rows, base + nb_here - 1]
+        # Pool the top two blocks, else pool the chunk's next block into the top one,
+        # else copy the rest of the chunk onto the stack.
+        viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
+        act = ~viol & more
+        absorb = act & (_value(cur, kl) < _value(nxt, kl))
+        copy = act & ~absorb
+        pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, nxt), kl)
+        merged = viol | absorb
+        cur = jnp.where(merged[:, None], pair, jnp.where(copy[:, None], last, cur))
+        top = top - viol + jnp.where(copy, nb_here - head, 0)
+        head = head + absorb
+        done = copy | (absorb & (head >= nb_here))
+        ci = ci + done
+        head = jnp.where(done, 0, head)
+        return stack, cur, top, ci, head, jnp.any(merged | (ci < c))
+
+    zeros = jnp.zeros((r,), jnp.int32)
+    init = (stack, cur, top, zeros + 1, zeros, jnp.asarray(c > 1))
+    stack, cur, top, _, _, _ = lax.while_loop(lambda s: s[-1], body, init)
+    return stack.at[rows, top - 1].set(cur), top
 
 
 @functools.partial(jax.jit, static_argnames="kl")
@@ -163,20 +202,30 @@ def _blocks_2d(s, w, kl: bool):
     """PAV on rows of s, w: [R, n]. Returns (bid [R, n] block index of each entry,
     stat of s [R, n], stat of w [R, n], count [R, n]) gathered per entry."""
     r, n = s.shape
-    if r > _MAX_UNROLLED_ROWS:
-        return _isotonic_chunked.blocks(s, w, kl)
-    stats, cnt, nb = _pav(s, w, kl)
+    m = min(_CHUNK, n)
+    c = -(-n // m)
+    pad = c * m - n
+    rec = _records(jnp.pad(s, ((0, 0), (0, pad))), jnp.pad(w, ((0, 0), (0, pad))))
+    length = jnp.tile(jnp.minimum(n - jnp.arange(c) * m, m).astype(jnp.int32), r)
+    chunks, nbc = _solve_chunks(rec.reshape(r * c, m, 5), length, kl)
+    stack, nb = _join_chunks(chunks.reshape(r, c * m, 5), nbc.reshape(r, c), kl)
     # Expand the blocks of each row to its entries.
-    k = jnp.arange(n)[None, :]
-    cnt = jnp.where(k < nb[:, None], cnt, 0)
-    starts = jnp.cumsum(cnt, axis=1) - cnt
-    starts = jnp.where(k < nb[:, None], starts, n)
-    rows = jnp.arange(r)[:, None]
-    flags = jnp.zeros((r, n), jnp.int32).at[rows, starts].add(1, mode="drop")
+    k = jnp.arange(stack.shape[1])[None, :]
+    valid = k < nb[:, None]
+    cnt = jnp.where(valid, stack[..., _CNT], 0).astype(jnp.int32)
+    starts = jnp.where(valid, jnp.cumsum(cnt, axis=1) - cnt, n)
+    flags = jnp.zeros((r, n), jnp.int32).at[jnp.arange(r)[:, None], starts].add(1, mode="drop")
     bid = jnp.cumsum(flags, axis=1) - 1
-    tot = _total(stats)
-    take = functools.partial(jnp.take_along_axis, indices=bid, axis=1)
-    return bid, take(tot[..., 0]), take(tot[..., 1]), take(cnt)
+    stats = jnp.stack(
+        [
+            stack[..., _S_HI] + stack[..., _S_LO],
+            stack[..., _W_HI] + stack[..., _W_LO],
+            stack[..., _CNT],
+        ],
+        axis=-1,
+    )
+    per_entry = jnp.take_along_axis(stats, bid[..., None], axis=1)
+    return bid, per_entry[..., 0], per_entry[..., 1], per_entry[..., 2].astype(jnp.int32)
 
 
 def _blocks(s, w, kl: bool):
@@ -207,57 +256,65 @@ def _segment_sum(x, bid):
     return tot[seg].reshape(r, n)
 
 
-def _rebuild(s, w, bid, sa, sb, cnt, kl: bool):
-    """``u`` as a differentiable function of s, w for a fixed block partition.
-
-    The block statistics ``sa, sb`` enter through ``stop_gradient`` as shifts only, so
-    the value equals the solver's and the derivatives are the exact ones."""
-    sa, sb = lax.stop_gradient(sa), lax.stop_gradient(sb)
-    if kl:
-        # lse_B(x) = c + log Σ_B exp(x − c) for the constant c = lse_B(x) at the solution.
-        ls = sa + jnp.log(_segment_sum(jnp.exp(s - sa), bid))
-        lw = sb + jnp.log(_segment_sum(jnp.exp(w - sb), bid))
-        return (s - ls) + lw
-    c = cnt.astype(s.dtype)
-    # mean_B(x) = c + mean_B(x − c) for the constant c = mean_B(x) at the solution.
-    ms = sa / c + _segment_sum(s - lax.stop_gradient(s), bid) / c
-    mw = sb / c + _segment_sum(w - lax.stop_gradient(w), bid) / c
-    return (s - ms) + mw
-
-
 def _flat(x):
     return x.reshape(-1, x.shape[-1])
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def project(s: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
     """``s − v`` where v solves the decreasing isotonic problem of ``(s, w)`` (last axis).
 
     ``s`` and ``w`` have the same shape [..., n]; for the projection onto a
-    permutahedron ``s`` is sorted in decreasing order and ``w`` too.
+    permutahedron ``s`` is sorted in decreasing order and ``w`` too. Rows may have at
+    most ``2**24`` entries in float32.
     """
-    shape = s.shape
-    s2, w2 = _flat(s), _flat(w)
-    _, sa, sb, cnt = _blocks(s2, w2, kl)
-    if kl:
-        u = (s2 - sa) + sb
-    else:
-        c = cnt.astype(s2.dtype)
-        u = (s2 - sa / c) + sb / c
-    return u.reshape(shape)
-
-
-@project.defjvp
-def _project_jvp(kl, primals, tangents):
-    s, w = primals
-    shape = s.shape
     s2, w2 = _flat(s), _flat(w)
     blocks = _blocks(lax.stop_gradient(s2), lax.stop_gradient(w2), kl)
     blocks = jax.tree.map(lax.stop_gradient, blocks)
+    return _assemble(s2, w2, *blocks, kl).reshape(s.shape)
 
-    def f(s2, w2):
-        return _rebuild(s2, w2, *blocks, kl)
 
-    ds, dw = tangents
-    u, du = jax.jvp(f, (s2, w2), (_flat(ds), _flat(dw)))
-    return u.reshape(shape), du.reshape(shape)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
+def _assemble(s, w, bid, sa, sb, cnt, kl: bool):
+    """``u = s − v`` on the block partition ``bid`` with block statistics ``sa, sb``.
+
+    Differentiated as a function of ``s, w`` for the fixed partition (the statistics
+    are those of this partition, so they are never differentiated)."""
+    del bid
+    if kl:
+        return (s - sa) + sb
+    c = cnt.astype(s.dtype)
+    return (s - sa / c) + sb / c
+
+
+def _block_weights(x, stat, bid):
+    """Softmax of ``x`` within each block; ``stat`` (its log-sum-exp) only shifts."""
+    e = jnp.exp(x - stat)
+    return e / _segment_sum(e, bid)
+
+
+def _is_zero(t):
+    return type(t) is jax.custom_derivatives.SymbolicZero
+
+
+@functools.partial(_assemble.defjvp, symbolic_zeros=True)
+def _assemble_jvp(kl, primals, tangents):
+    s, w, bid, sa, sb, cnt = primals
+    ds, dw = tangents[:2]
+    # The primal output through ``_assemble`` again, so that it stays differentiable
+    # (with this rule) at every order.
+    u = _assemble(s, w, bid, sa, sb, cnt, kl)
+    # For l2: du = ds − mean_B(ds) + mean_B(dw); for kl the block means are weighted
+    # by the block softmax of s (of w), which depends on s (on w) differentiably.
+    du = jnp.zeros_like(u)
+    c = cnt.astype(u.dtype)
+    if not _is_zero(ds):
+        if kl:
+            du = du + ds - _segment_sum(_block_weights(s, sa, bid) * ds, bid)
+        else:
+            du = du + ds - _segment_sum(ds, bid) / c
+    if not _is_zero(dw):
+        if kl:
+            du = du + _segment_sum(_block_weights(w, sb, bid) * dw, bid)
+        else:
+            du = du + _segment_sum(dw, bid) / c
+    return u, du

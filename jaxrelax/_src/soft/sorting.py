@@ -45,6 +45,11 @@ def _prepare(x, regularization_strength, regularization, axis):
     arr = _checks.as_float_array(x)
     axis = _checks.check_axis(axis, arr.ndim)
     xc = jnp.moveaxis(arr.astype(_checks.compute_dtype(arr.dtype)), axis, -1)
+    if xc.dtype == jnp.float32 and xc.shape[-1] > 2**24:
+        raise ValueError(
+            f"`x` has {xc.shape[-1]} entries along `axis`; float32 supports at most 2**24 "
+            "(block sizes are counted in float32). Pass float64 input with x64 enabled."
+        )
     eps = jnp.asarray(regularization_strength, xc.dtype)
     return arr, xc, axis, eps
 
