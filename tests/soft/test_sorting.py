@@ -149,11 +149,12 @@ def test_topk_mask_matches_reference(k, eps):
 @pytest.mark.parametrize("kl", [False, True])
 def test_isotonic_solver_many_sizes(n, kl):
     # Around the chunk size (128), against plain pooling / closed forms.
+    # (Scale 100 gives kl statistics whose exp overflows float32 in stale stack slots.)
     rng = np.random.default_rng(n)
-    s = np.sort(rng.normal(size=(3, n)) * np.array([[0.1], [1.0], [10.0]]))[:, ::-1]
-    w = np.sort(rng.normal(size=(3, n)) * 3)[:, ::-1]
+    s = np.sort(rng.normal(size=(4, n)) * np.array([[0.1], [1.0], [10.0], [100.0]]))[:, ::-1]
+    w = np.sort(rng.normal(size=(4, n)) * 3)[:, ::-1]
     u = np.asarray(_isotonic.project(jnp.asarray(s), jnp.asarray(w), kl), np.float64)
-    for i in range(3):
+    for i in range(4):
         if kl:
             # Check the KKT structure: on each block of u - s (constant runs of v = s - u),
             # v equals lse(s_B) - lse(w_B), and v is non-increasing.
@@ -443,6 +444,18 @@ def test_isotonic_solver_across_chunks(n):
     u32 = np.asarray(_isotonic.project(jnp.asarray(y, jnp.float32), jnp.zeros(y.shape), False))
     for i in range(len(y)):
         np.testing.assert_allclose(y[i] - u32[i], _brute_pav(y[i]), atol=2e-5 * (1 + n / 100))
+
+
+def test_isotonic_kl_pools_across_chunks_with_large_statistics():
+    # Regression: the last entry starts a new chunk and pools with the one before it;
+    # stale stack slots next to it hold statistics whose exp overflows float32 (the
+    # values here are near −300), which once turned the pooling decision into NaN.
+    n = _isotonic._CHUNK + 1
+    s = np.linspace(-100.0, -300.0, n)
+    s[-1] = s[-2] + 1.0  # pools with s[-2] only
+    u = np.asarray(_isotonic.project(jnp.asarray(s, jnp.float32), jnp.zeros(n), True))
+    v = logsumexp(s[-2:]) - np.log(2.0)
+    np.testing.assert_allclose(s - u, np.concatenate([s[:-2], [v, v]]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kl", [False, True])

@@ -56,6 +56,8 @@ __all__ = ["project"]
 
 #: Entries per chunk of the first phase.
 _CHUNK = 128
+#: Most blocks pooled into the top block in one step of the second phase.
+_RUN = 32
 
 # Fields of a block record.
 _S_HI, _S_LO, _W_HI, _W_LO, _CNT = range(5)
@@ -95,18 +97,18 @@ def _value(r, kl: bool):
     return v if kl else v / r[..., _CNT]
 
 
-def _records(s, w):
-    """Singleton records [..., n, 5] of the entries of s, w [..., n]."""
+def _record(s, w):
+    """Singleton records [..., 5] of the entries s, w [...]."""
     zero = jnp.zeros_like(s)
     return jnp.stack([s, zero, w, zero, jnp.ones_like(s)], axis=-1)
 
 
-def _solve_chunks(rec, length, kl: bool):
-    """Stack PAV on every chunk at once: records [P, m, 5], ``length`` [P] entries.
+def _solve_chunks(s, w, length, kl: bool):
+    """Stack PAV on every chunk at once: entries s, w [P, m], ``length`` [P] >= 1.
 
     Returns the block stacks [P, m, 5] (blocks in order, garbage past the count) and the
     number of blocks of each chunk [P]."""
-    p, m, _ = rec.shape
+    p, m = s.shape
     lanes = jnp.arange(p)
     ones = jnp.ones((p,), jnp.int32)
 
@@ -115,22 +117,22 @@ def _solve_chunks(rec, length, kl: bool):
         # Store the current block, then read the one below it (in place).
         stack = stack.at[lanes, top - 1].set(cur)
         prev = stack[lanes, jnp.maximum(top - 2, 0)]
-        elem = rec[lanes, jnp.minimum(nxt, m - 1)]
+        j = jnp.minimum(nxt, m - 1)
+        elem = _record(s[lanes, j], w[lanes, j])
         viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
         # The other chunks push their next entry, pooled at once with the current
         # block if these two violate.
         push = ~viol & (nxt < length)
         pool = push & (_value(cur, kl) < _value(elem, kl))
         merged = viol | pool
-        pair = _merge(
-            jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl
-        )
+        pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl)
         cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
         top = top - viol + (push & ~pool)
         nxt = nxt + push
         return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
-    init = (jnp.zeros_like(rec), rec[:, 0], ones, ones, jnp.asarray(m > 1))
+    stack = jnp.zeros((p, m, 5), s.dtype)
+    init = (stack, _record(s[:, 0], w[:, 0]), ones, ones, jnp.asarray(m > 1))
     stack, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
     return stack.at[lanes, top - 1].set(cur), top
 
@@ -145,17 +147,78 @@ def _row_update(x, upd, start):
     return jax.vmap(lambda a, u, i: lax.dynamic_update_slice_in_dim(a, u, i, 0))(x, upd, start)
 
 
+def _exclusive_prefix(x):
+    """``out[..., j] = sum(x[..., :j])`` along the last axis, as one matmul (XLA's CPU
+    cumsum is a reduce-window costing about 10 µs on a 128-entry window)."""
+    m = x.shape[-1]
+    upper = (jnp.arange(m)[:, None] < jnp.arange(m)[None, :]).astype(x.dtype)
+    return jnp.matmul(x, upper, precision=lax.Precision.HIGHEST)
+
+
+def _run_length(cur, win, valid, cur_left, kl: bool):
+    """How many leading blocks of ``win`` [R, m, 5] pool, one after the other, with
+    the block ``cur`` [R, 5]: ``win`` lies right of ``cur`` where ``cur_left`` [R], its
+    blocks in order, else left of it, nearest first. ``valid`` [R, m] masks a prefix.
+
+    Decisions only: the running statistics are plain float prefix sums."""
+    stats = jnp.stack(
+        [win[..., _S_HI] + win[..., _S_LO], win[..., _W_HI] + win[..., _W_LO], win[..., _CNT]],
+        axis=1,
+    )  # [R, 3, m]
+    own = jnp.stack(
+        [cur[:, _S_HI] + cur[:, _S_LO], cur[:, _W_HI] + cur[:, _W_LO], cur[:, _CNT]], axis=1
+    )[..., None]
+    if kl:
+        # Running log-sum-exps, shifted by the window's maximum (finite statistics).
+        top = jnp.max(jnp.where(valid[:, None], stats, -jnp.inf), axis=2, keepdims=True)
+        top = jnp.maximum(jnp.where(jnp.isfinite(top), top, 0.0), own)
+        # Blocks past the valid prefix are stale: zero them, as exp may overflow there
+        # and ``inf · 0`` in the matmul would spread NaNs to every prefix.
+        terms = jnp.where(valid[:, None], jnp.exp(stats - top), 0.0)
+        run = top + jnp.log(jnp.exp(own - top) + _exclusive_prefix(terms))
+        run = run[:, 0] - run[:, 1]
+    else:
+        run = own + _exclusive_prefix(jnp.where(valid[:, None], stats, 0.0))
+        run = (run[:, 0] - run[:, 1]) / run[:, 2]
+    v = _value(win, kl)
+    pools = valid & jnp.where(cur_left[:, None], run < v, v < run)
+    # The number of leading pooling blocks: the index of the first that does not.
+    return jnp.where(jnp.all(pools, axis=1), win.shape[1], jnp.argmin(pools, axis=1)).astype(
+        jnp.int32
+    )
+
+
+def _union(win, count, kl: bool):
+    """The record of the union of the first ``count`` [R] blocks of ``win`` [R, m, 5]
+    (a pairwise tree of compensated merges; garbage where ``count`` is 0)."""
+    m = win.shape[1]
+    size = 1 << (m - 1).bit_length()
+    x = jnp.pad(win, ((0, 0), (0, size - m), (0, 0)))
+    valid = jnp.arange(size)[None, :] < count[:, None]
+    while x.shape[1] > 1:
+        a, b = x[:, 0::2], x[:, 1::2]
+        x = jnp.where(valid[:, 1::2, None], _merge(a, b, kl), a)
+        valid = valid[:, 0::2]
+    return x[:, 0]
+
+
 def _join_chunks(chunks, nbc, kl: bool):
     """PAV over the solved chunks of each row, left to right.
 
-    ``chunks`` [R, c·m, 5] holds chunk j's blocks at ``[j·m, j·m + nbc[:, j])``.
-    Returns the block stack of each row [R, (c + 1)·m, 5] and its block count [R]."""
+    ``chunks`` [R, (c + 1)·m, 5] holds chunk j < c's blocks at ``[j·m, j·m + nbc[:, j])``
+    (the last m slots are room for reading past the last chunk).
+    Returns the block stack of each row [R, c·m, 5] and its block count [R]."""
     r, cm, k = chunks.shape
     c = nbc.shape[1]
-    m = cm // c
+    m = cm // (c + 1)
+    cm = c * m
     rows = jnp.arange(r)
-    padded = jnp.pad(chunks, ((0, 0), (0, m), (0, 0)))
-    stack = jnp.zeros((r, cm + m, k), chunks.dtype).at[:, :m].set(chunks[:, :m])
+    q = min(_RUN, m)
+    run_window = jnp.arange(q)[None, :]
+    padded = chunks
+    # Stack slot t lives at index q + t: q slots of padding below slot 0 let every row
+    # read the q slots under its top as one slice; m above the last let it copy m.
+    stack = jnp.zeros((r, q + cm + m, k), chunks.dtype).at[:, q : q + m].set(chunks[:, :m])
     top = nbc[:, 0]
     cur = chunks[rows, top - 1]
 
@@ -163,38 +226,45 @@ def _join_chunks(chunks, nbc, kl: bool):
         stack, cur, top, ci, head, _ = carry
         more = ci < c
         cic = jnp.minimum(ci, c - 1)
-        nb_here = nbc[rows, cic]
-        base = cic * m
-        # One scatter: the current block at ``top − 1`` and the rest of the chunk
-        # above it (slots at and above ``top`` are free, so the copy is written every
-        # step and counts only when the step copies); then read the block below.
-        # (Contiguous slices, one per row: a gather/scatter of single records would
-        # cost an index computation per record.)
-        rest = _row_slices(padded, base + head, m)
-        stack = _row_update(stack, jnp.concatenate([cur[:, None], rest], axis=1), top - 1)
-        prev = stack[rows, jnp.maximum(top - 2, 0)]
-        nxt = chunks[rows, base + head]
-        last = chunks[rows, base + nb_here - 1]
-        # Pool the top two blocks, else pool the chunk's next block into the top one,
-        # else copy the rest of the chunk onto the stack.
-        viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
+        left = nbc[rows, cic] - head  # blocks of the current chunk not yet taken
+        rest = _row_slices(padded, cic * m + head, m)
+        # Store the current block at slot top − 1 with the rest of the chunk above it
+        # (the slots above the top are free: the copy is written every step and only
+        # counts when the step copies), then read the q slots on either side of it
+        # (below it nearest first) in one slice. Everything below reads the stack, so
+        # the slice of ``padded`` has one consumer and is not recomputed in fusions.
+        stack = _row_update(stack, jnp.concatenate([cur[:, None], rest], axis=1), q + top - 1)
+        around = _row_slices(stack, top - 1, 2 * q + 1)
+        below, above = jnp.flip(around[:, :q], axis=1), around[:, q + 1 :]
+        # Pool the top block with as many blocks below it as violate in turn (up to
+        # _RUN); else pool as many of the chunk's next blocks into it; else copy the
+        # rest of the chunk. Both runs are measured at once, on 2R lanes.
+        wins = jnp.concatenate([below, above])
+        lim = jnp.concatenate([top - 1, left])
+        side = jnp.arange(2 * r) >= r
+        runs = _run_length(jnp.concatenate([cur, cur]), wins, run_window < lim[:, None], side, kl)
+        pops, takes = runs[:r], runs[r:]
+        viol = pops > 0
         act = ~viol & more
-        absorb = act & (_value(cur, kl) < _value(nxt, kl))
+        absorb = act & (takes > 0)
         copy = act & ~absorb
-        pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, nxt), kl)
-        merged = viol | absorb
-        cur = jnp.where(merged[:, None], pair, jnp.where(copy[:, None], last, cur))
-        top = top - viol + jnp.where(copy, nb_here - head, 0)
-        head = head + absorb
-        done = copy | (absorb & (head >= nb_here))
+        last = stack[rows, q + top - 1 + left]
+        union = _union(
+            jnp.where(viol[:, None, None], wins[:r], wins[r:]), jnp.where(viol, pops, takes), kl
+        )
+        merged = _merge(union, cur, kl)
+        cur = jnp.where((viol | absorb)[:, None], merged, jnp.where(copy[:, None], last, cur))
+        top = top - jnp.where(viol, pops, 0) + jnp.where(copy, left, 0)
+        head = head + jnp.where(absorb, takes, 0)
+        done = copy | (absorb & (takes >= left))
         ci = ci + done
         head = jnp.where(done, 0, head)
-        return stack, cur, top, ci, head, jnp.any(merged | (ci < c))
+        return stack, cur, top, ci, head, jnp.any(viol | absorb | (ci < c))
 
     zeros = jnp.zeros((r,), jnp.int32)
     init = (stack, cur, top, zeros + 1, zeros, jnp.asarray(c > 1))
     stack, cur, top, _, _, _ = lax.while_loop(lambda s: s[-1], body, init)
-    return stack.at[rows, top - 1].set(cur), top
+    return stack[:, q : q + cm].at[rows, top - 1].set(cur), top
 
 
 @functools.partial(jax.jit, static_argnames="kl")
@@ -204,11 +274,17 @@ def _blocks_2d(s, w, kl: bool):
     r, n = s.shape
     m = min(_CHUNK, n)
     c = -(-n // m)
-    pad = c * m - n
-    rec = _records(jnp.pad(s, ((0, 0), (0, pad))), jnp.pad(w, ((0, 0), (0, pad))))
-    length = jnp.tile(jnp.minimum(n - jnp.arange(c) * m, m).astype(jnp.int32), r)
-    chunks, nbc = _solve_chunks(rec.reshape(r * c, m, 5), length, kl)
-    stack, nb = _join_chunks(chunks.reshape(r, c * m, 5), nbc.reshape(r, c), kl)
+    # One more chunk per row, of one zero entry: the solved chunks then come with the
+    # m slots of room that the row-level join reads past a row's last chunk.
+    pad = ((0, 0), (0, (c + 1) * m - n))
+    length = jnp.clip(n - jnp.arange(c + 1) * m, 1, m).astype(jnp.int32)
+    chunks, nbc = _solve_chunks(
+        jnp.pad(s, pad).reshape(r * (c + 1), m),
+        jnp.pad(w, pad).reshape(r * (c + 1), m),
+        jnp.tile(length, r),
+        kl,
+    )
+    stack, nb = _join_chunks(chunks.reshape(r, (c + 1) * m, 5), nbc.reshape(r, c + 1)[:, :c], kl)
     # Expand the blocks of each row to its entries.
     k = jnp.arange(stack.shape[1])[None, :]
     valid = k < nb[:, None]
