@@ -29,7 +29,7 @@ def _best(fns, x, reps):
     return best
 
 
-def sort_rank_ratios(n: int, batch: int = 8, reps: int = 5, eps: float = 1.0) -> dict:
+def sort_rank_ratios(n: int, batch: int = 8, reps: int = 10, eps: float = 1.0) -> dict:
     """Times (s) and ratios to ``jnp.sort`` of soft sort/rank forward+backward."""
     x = jax.random.normal(jax.random.key(0), (batch, n), jnp.float32)
     weights = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
