@@ -8,6 +8,7 @@ measured in the same process (interleaving keeps the ratio fair on a busy machin
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 
@@ -55,12 +56,21 @@ def main(argv=None) -> None:
     print(f"backend={jax.default_backend()} batch=8 float32 eps=1.0 (ratios to jnp.sort)")
     print("| n | jnp.sort (ms) | sort fwd+bwd | rank fwd+bwd | sort fwd | rank fwd |")
     print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
     for n in sizes:
         r = sort_rank_ratios(n)
+        rows.append(r)
         print(
             f"| {n} | {r['jnp.sort_s'] * 1e3:.2f} | {r['sort']:.2f} | {r['rank']:.2f} "
             f"| {r['sort_fwd']:.2f} | {r['rank_fwd']:.2f} |",
             flush=True,
+        )
+    # Growth of the soft ops' own times (ratio x jnp.sort time) between sizes.
+    for a, b in itertools.pairwise(rows):
+        grow = {k: b[k] * b["jnp.sort_s"] / (a[k] * a["jnp.sort_s"]) for k in ("sort", "rank")}
+        print(
+            f"growth n={a['n']} -> {b['n']}: sort fwd+bwd {grow['sort']:.1f}x, "
+            f"rank fwd+bwd {grow['rank']:.1f}x, jnp.sort {b['jnp.sort_s'] / a['jnp.sort_s']:.1f}x"
         )
 
 
