@@ -23,3 +23,12 @@ def _doctest_namespace(doctest_namespace):
     doctest_namespace.update({"jax": jax, "jnp": jnp, "np": np, "jr": jr})
     with np.printoptions(precision=4, suppress=True):
         yield
+
+
+@pytest.fixture(scope="module")
+def x64_module():
+    """Enables float64 for one test module (``pytestmark = usefixtures("x64_module")``)."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)

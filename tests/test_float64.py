@@ -8,13 +8,8 @@ from jax.test_util import check_grads
 
 import jaxrelax as jr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+# x64 is enabled for this module only (fixture in the root conftest.py).
+pytestmark = pytest.mark.usefixtures("x64_module")
 
 
 X = np.array([1.1, 4.0, -0.1, 2.3])

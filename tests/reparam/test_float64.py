@@ -9,13 +9,8 @@ from scipy import stats
 
 import jaxrelax as jr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+# x64 is enabled for this module only (fixture in the root conftest.py).
+pytestmark = pytest.mark.usefixtures("x64_module")
 
 
 def _f64(*xs):
