@@ -19,14 +19,20 @@ from jax.typing import ArrayLike
 __all__ = [
     "as_float_array",
     "check_axis",
+    "check_broadcast_together",
+    "check_broadcasts_to",
+    "check_event_nonempty",
     "check_key",
     "check_int",
     "check_less",
     "check_lower_triangular",
     "check_positive",
+    "check_square",
     "check_temperature",
     "concrete_value",
     "compute_dtype",
+    "poison",
+    "traced_valid",
 ]
 
 
@@ -186,3 +192,79 @@ def check_square(arr: jax.Array, name: str) -> None:
             f"`{name}` must have shape [..., n, n] (square in its last two axes), got "
             f"shape {arr.shape}."
         )
+
+
+def check_event_nonempty(shape: tuple[int, ...], axis: int, name: str) -> None:
+    """Raises ValueError naming ``name`` if its event axis ``axis`` (normalised) has size 0.
+
+    An empty *batch* axis is fine (the result is empty); an empty event axis has no
+    arg max, no softmax and no sample, so it is an error.
+    """
+    if shape[axis] == 0:
+        raise ValueError(
+            f"`{name}` must have a non-empty event axis (axis {axis}), got shape {tuple(shape)}."
+        )
+
+
+def check_broadcasts_to(
+    param: Any, shape: tuple[int, ...], param_name: str, target_name: str
+) -> None:
+    """Raises ValueError naming both arguments unless ``param`` broadcasts to ``shape``
+    without enlarging it (e.g. a temperature against its logits)."""
+    pshape = tuple(np.shape(param))
+    try:
+        out = np.broadcast_shapes(pshape, tuple(shape))
+    except ValueError:
+        out = None
+    if out != tuple(shape):
+        raise ValueError(
+            f"`{param_name}` with shape {pshape} does not broadcast to `{target_name}` with "
+            f"shape {tuple(shape)}."
+        )
+
+
+def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
+    """The broadcast shape of the ``(name, array)`` pairs; ValueError naming every argument
+    and its shape when they do not broadcast together (e.g. ``loc`` and ``scale``)."""
+    shapes = [tuple(np.shape(a)) for _, a in named]
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        desc = ", ".join(f"`{n}` {s}" for (n, _), s in zip(named, shapes))
+        raise ValueError(f"shapes do not broadcast together: {desc}.") from None
+
+
+def traced_valid(value: Any, *, allow_zero: bool = False) -> jax.Array | None:
+    """For a traced ``value``: a traced scalar bool, all entries > 0 (>= 0 with
+    ``allow_zero``) and not NaN. For a concrete value: None (``check_positive`` has
+    already validated it at trace time)."""
+    if concrete_value(value) is not None:
+        return None
+    v = jnp.asarray(value)
+    ok = v >= 0 if allow_zero else v > 0
+    return jnp.all(ok)
+
+
+def poison(out: Any, *valid: jax.Array | None) -> Any:
+    """Makes every floating leaf of ``out`` NaN unless all the traced flags ``valid`` hold.
+
+    The rule for traced invalid arguments (a temperature, scale, regularization strength
+    or sigma <= 0 inside ``jit``): the whole output is NaN, and so is every gradient
+    through it (the output is multiplied by a factor that is 1 or NaN). Flags that are
+    None (concrete arguments, already checked at trace time) are ignored; with no traced
+    flag ``out`` is returned unchanged, at no cost.
+    """
+    flags = [v for v in valid if v is not None]
+    if not flags:
+        return out
+    ok = flags[0]
+    for f in flags[1:]:
+        ok = ok & f
+
+    def one(x):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            return x
+        return x * jnp.where(ok, 1.0, jnp.nan).astype(x.dtype)
+
+    return jax.tree.map(one, out)
