@@ -53,3 +53,43 @@ def test_float_conversion_and_compute_dtype():
     assert _checks.compute_dtype(jnp.float16) == jnp.float32
     assert _checks.compute_dtype(jnp.bfloat16) == jnp.float32
     assert _checks.compute_dtype(jnp.float32) == jnp.float32
+
+
+def test_event_nonempty_names_argument_and_shape():
+    _checks.check_event_nonempty((0, 3), 1, "logits")  # empty batch axis: fine
+    with pytest.raises(ValueError, match=r"`logits` must have a non-empty event axis.*\(2, 0\)"):
+        _checks.check_event_nonempty((2, 0), 1, "logits")
+
+
+def test_broadcasts_to_names_both_shapes():
+    _checks.check_broadcasts_to(1.0, (2, 3), "temperature", "logits")
+    _checks.check_broadcasts_to(jnp.ones((2, 1)), (2, 3), "temperature", "logits")
+    # (5,) vs (2, 3) does not broadcast; (4, 2, 3) broadcasts but would enlarge the logits.
+    for bad in [jnp.ones(5), jnp.ones((4, 2, 3))]:
+        with pytest.raises(ValueError, match=r"`temperature`.*\(\d.*`logits`.*\(2, 3\)"):
+            _checks.check_broadcasts_to(bad, (2, 3), "temperature", "logits")
+
+
+def test_broadcast_together_names_every_argument():
+    assert _checks.check_broadcast_together(("loc", jnp.ones(3)), ("scale", 1.0)) == (3,)
+    with pytest.raises(ValueError, match=r"`loc` \(3,\), `scale` \(4,\)"):
+        _checks.check_broadcast_together(("loc", jnp.ones(3)), ("scale", jnp.ones(4)))
+
+
+def test_poison_rule_nan_value_and_gradient_only_when_traced_invalid():
+    def f(t):
+        out = (jnp.arange(3.0) * t, jnp.arange(3))
+        return _checks.poison(out, _checks.traced_valid(t))
+
+    # Concrete: no flag, the output is returned as it is.
+    assert _checks.traced_valid(2.0) is None
+    y, i = f(2.0)
+    np.testing.assert_array_equal(y, [0.0, 2.0, 4.0])
+    good, bad = jax.jit(f)(2.0), jax.jit(f)(-1.0)
+    np.testing.assert_array_equal(good[0], [0.0, 2.0, 4.0])
+    assert np.all(np.isnan(bad[0]))
+    np.testing.assert_array_equal(bad[1], [0, 1, 2])  # integer leaves are left alone
+    g = jax.jit(jax.grad(lambda t: jnp.sum(f(t)[0])))
+    assert float(g(2.0)) == 3.0 and np.isnan(float(g(-1.0)))
+    assert not bool(jax.jit(_checks.traced_valid)(jnp.array([1.0, float("nan")])))
+    assert bool(jax.jit(lambda t: _checks.traced_valid(t, allow_zero=True))(0.0))
