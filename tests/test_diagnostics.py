@@ -59,3 +59,19 @@ def test_bad_arguments():
         jr.diagnostics.gradient_stats(E, jnp.zeros(1), jax.random.key(0), num_trials=1)
     with pytest.raises(TypeError, match="key"):
         jr.diagnostics.gradient_stats(E, jnp.zeros(1), 3)
+
+
+@pytest.mark.parametrize(
+    "params, reference, match",
+    [
+        (jnp.zeros(3), jnp.zeros(2), r"`reference` with shape \(2,\).*`params` with shape \(3,\)"),
+        (jnp.zeros(3), 0.0, r"`reference` with shape \(\).*`params` with shape \(3,\)"),
+        ({"a": jnp.zeros(2)}, {"b": jnp.zeros(2)}, "`reference` must have the pytree structure"),
+        ({"a": jnp.zeros(2)}, {"a": jnp.zeros((2, 1))}, r"\(2, 1\).*\(2,\)"),
+    ],
+)
+def test_reference_of_the_wrong_shape(params, reference, match):
+    # A wrong-shaped reference must not broadcast into a plausible bias (issue #10 item 4).
+    E = jr.estimators.reinforce(lambda b: jnp.sum(jax.tree_util.tree_leaves(b)[0]))
+    with pytest.raises(ValueError, match=match):
+        jr.diagnostics.gradient_stats(E, params, jax.random.key(0), reference=reference)

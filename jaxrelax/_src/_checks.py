@@ -48,6 +48,8 @@ def concrete_value(x: Any) -> np.ndarray | None:
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
     """Raises ValueError naming ``name`` if a concrete ``value`` is not > 0 (or is NaN)."""
+    if type(value) in (float, int) and (value > 0 or (allow_zero and value == 0)):
+        return  # the common case, a valid Python number: ~0.2 µs instead of ~13 µs
     v = concrete_value(value)
     if v is None:
         return
@@ -238,7 +240,7 @@ def traced_valid(value: Any, *, allow_zero: bool = False) -> jax.Array | None:
     """For a traced ``value``: a traced scalar bool, all entries > 0 (>= 0 with
     ``allow_zero``) and not NaN. For a concrete value: None (``check_positive`` has
     already validated it at trace time)."""
-    if concrete_value(value) is not None:
+    if type(value) in (float, int) or concrete_value(value) is not None:
         return None
     v = jnp.asarray(value)
     ok = v >= 0 if allow_zero else v > 0

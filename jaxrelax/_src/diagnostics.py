@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrelax._src import _checks
 
@@ -40,6 +41,27 @@ class GradientStats(NamedTuple):
     num_trials: int
 
 
+def _check_reference(reference: Any, params: Any) -> None:
+    """ValueError naming ``reference`` and ``params`` unless they have the same structure
+    and leaf shapes (a wrong-shaped reference must not broadcast silently)."""
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if jax.tree_util.treedef_is_leaf(p_def):
+        r_leaves = [reference]
+    else:
+        r_leaves, r_def = jax.tree_util.tree_flatten(reference)
+        if r_def != p_def:
+            raise ValueError(
+                f"`reference` must have the pytree structure of `params`: got {r_def}, "
+                f"expected {p_def}."
+            )
+    for r, p in zip(r_leaves, p_leaves):
+        if np.shape(r) != np.shape(p):
+            raise ValueError(
+                f"`reference` with shape {np.shape(r)} does not match `params` with shape "
+                f"{np.shape(p)}."
+            )
+
+
 def gradient_stats(
     E: Callable[..., jax.Array],
     params: Any,
@@ -63,7 +85,8 @@ def gradient_stats(
       key: a PRNG key; split into ``num_trials`` keys.
       *args: further arguments of ``E`` (held fixed).
       num_trials: number of independent estimates.
-      reference: the true gradient (a pytree like ``params``), optional.
+      reference: the true gradient (a pytree like ``params``, same leaf shapes; a
+        ValueError names both shapes otherwise), optional.
       batch_size: if given, estimates are computed ``batch_size`` at a time
         (``lax.map`` over vmapped chunks) to bound memory.
     Returns:
@@ -78,6 +101,8 @@ def gradient_stats(
     """
     key = _checks.check_key(key)
     n = _checks.check_int(num_trials, "num_trials", minimum=2)
+    if reference is not None:
+        _check_reference(reference, params)
     if batch_size is not None:
         batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     keys = jax.random.split(key, n)

@@ -28,12 +28,18 @@ def gumbel_softmax(
     relaxed ``y`` (straight-through Gumbel-softmax), as ``torch.nn.functional.gumbel_softmax``.
 
     The Gumbel noise is always finite (uniforms in the open interval (0, 1)).
-    ``-inf`` logits are masks: never sampled, zero gradient.
+    ``-inf`` logits are masks: never sampled, zero gradient. A fully masked row (all
+    ``-inf``) has no distribution: the result there is all zeros, soft and hard, with
+    zero gradient. The hard sample is ``one_hot(argmax(logits + g))``, exact for every T.
+    Higher derivatives (``jax.hessian``) are those of the relaxed sample ``y``.
 
     Args:
       key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``.
-      logits: [..., K] unnormalised log-probabilities; any float dtype (kept).
-      temperature: T > 0 (may be a traced array, e.g. from an annealing schedule).
+      logits: [..., K] unnormalised log-probabilities; any float dtype (kept). K must
+        be >= 1 (ValueError naming ``logits``); an empty batch gives an empty result.
+      temperature: T > 0; a Python float or an array that broadcasts to ``logits``
+        (ValueError naming both otherwise), possibly traced (e.g. an annealing
+        schedule). A traced T <= 0 (or NaN) inside ``jit`` makes the output NaN.
       hard: return exact one-hot samples with the relaxed gradient.
       axis: the event axis.
     Returns:
@@ -56,9 +62,15 @@ def gumbel_softmax(
     _checks.check_temperature(temperature)
     arr = _checks.as_float_array(logits, "logits")
     axis = _checks.check_axis(axis, arr.ndim, arg="logits")
+    _checks.check_event_nonempty(arr.shape, axis, "logits")
+    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "logits")
     cdt = _checks.compute_dtype(arr.dtype)
-    g = _random.gumbel(key, arr.shape, cdt)
-    y = _softmax(arr.astype(cdt) + g, temperature, axis)
+    perturbed = arr.astype(cdt) + _random.gumbel(key, arr.shape, cdt)
+    y = _softmax(perturbed, temperature, axis)
     if hard:
-        y = straight_through(one_hot_argmax(y, axis), y)
-    return y.astype(arr.dtype)
+        # The arg max of the perturbed logits (the Gumbel-max sample), not of ``y``: a
+        # masked entry stays -inf there (so it is never picked, and a fully masked row
+        # gives zeros), and the sample does not depend on T (at a huge T, ``y`` rounds
+        # to uniform and its arg max would always be index 0).
+        y = straight_through(one_hot_argmax(perturbed, axis), y)
+    return _checks.poison(y.astype(arr.dtype), _checks.traced_valid(temperature))

@@ -1,9 +1,12 @@
 """Tests of the shared estimator mechanism, for every estimator: jit, vmap, composition."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 import jaxrelax as jr
 
@@ -179,3 +182,114 @@ def test_legacy_key_and_bad_inputs():
     with pytest.raises(ValueError, match="scalar"):
         jr.estimators.reinforce(lambda b: b)(jnp.zeros(2), jax.random.key(0))
     assert "reinforce" in repr(jr.estimators.reinforce(jnp.sum, baseline=0.5))
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, (_, dists) in ESTIMATORS.items() if "categorical" in dists)
+)
+def test_categorical_with_no_categories_is_a_value_error(name):
+    # K = 0 (issue #10 item 3): no distribution to sample; the error names `params`.
+    E = ESTIMATORS[name][0](_f, "categorical")
+    with pytest.raises(ValueError, match=r"`params` must have a non-empty event axis.*\(3, 0\)"):
+        E(jnp.zeros((3, 0)), jax.random.key(0), 1.0)
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "st_gumbel_softmax", "rebar", "gumbel_rao"])
+def test_temperature_must_broadcast_to_params(name):
+    E = getattr(jr.estimators, name)(jnp.sum, "categorical", temperature=jnp.ones(5))
+    with pytest.raises(ValueError, match=r"`temperature` with shape \(5,\).*`params`.*\(2, 3\)"):
+        E(jnp.zeros((2, 3)), jax.random.key(0))
+
+
+def test_dist_returning_an_array_is_a_type_error():
+    for make in [jr.estimators.pathwise, jr.estimators.reinforce]:
+        E = make(jnp.sum, dist=lambda p: 2.0 * p)
+        with pytest.raises(TypeError, match=r"`dist`.*returned ArrayImpl of shape \(2,\)"):
+            E(jnp.zeros(2), jax.random.key(0))
+
+
+# Higher derivatives (issue #10 item 2): never a silent 0.
+def _f_theta(x, theta):
+    return jnp.sum(jnp.sin(x * theta) + (x - 0.3) ** 2)
+
+
+def _enumerated_hessians(dist, logits, theta):
+    """Closed-form d²E/dφ² and d²E/dφdθ of E = Σ_x p_φ(x) f(x, θ), by plain enumeration.
+
+    ∇p = p s and ∇²p = p (s sᵀ + ∇² log p) with s = x − σ(φ), ∇² log p = −diag(σ(1 − σ))
+    (Bernoulli) or s = x − softmax(φ), ∇² log p = −(diag(π) − π πᵀ) per row (categorical).
+    """
+    logits = np.asarray(logits, np.float64)
+    shape, n = logits.shape, logits.size
+    if dist == "bernoulli":
+        q = 1.0 / (1.0 + np.exp(-logits))
+        states = [np.array(b, np.float64) for b in itertools.product([0, 1], repeat=n)]
+        prob = lambda x: np.prod(np.where(x > 0, q, 1 - q))
+        h_logp = -np.diag(q * (1 - q))
+    else:
+        q = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        eye = np.eye(shape[-1])
+        states = [eye[list(ix)] for ix in itertools.product(range(shape[-1]), repeat=shape[0])]
+        prob = lambda x: np.prod(np.sum(x * q, -1))
+        h_logp = scipy.linalg.block_diag(*[-(np.diag(r) - np.outer(r, r)) for r in q])
+    hess, mixed = np.zeros((n, n)), np.zeros(n)
+    for x in states:
+        s = (x - q).reshape(-1)
+        fx = float(np.sum(np.sin(x * theta) + (x - 0.3) ** 2))
+        dfx = float(np.sum(x * np.cos(x * theta)))  # ∂f/∂θ
+        hess += prob(x) * fx * (np.outer(s, s) + h_logp)
+        mixed += prob(x) * dfx * s
+    return hess.reshape(shape + shape), mixed.reshape(shape)
+
+
+@pytest.mark.parametrize("dist", ["bernoulli", "categorical"])
+def test_exact_hessian_is_the_enumerated_hessian(dist):
+    params, theta = _params(dist), 1.3
+    E = jr.estimators.exact(_f_theta, dist)
+    (h_pp, h_pt), _ = jax.jit(jax.hessian(E, argnums=(0, 2)))(params, jax.random.key(0), theta)
+    hess, mixed = _enumerated_hessians(dist, params, theta)
+    np.testing.assert_allclose(h_pp, hess, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h_pt, mixed, rtol=1e-4, atol=1e-5)
+
+
+def test_reinforce_hessian_is_unbiased(estimates, assert_unbiased):
+    # DiCE surrogate: per-estimate Hessians average to the enumerated ones (5 s.e.).
+    params, theta = _params("bernoulli"), 1.3
+    for kw in [{}, {"num_samples": 3, "baseline": "loo"}]:
+        E = jr.estimators.reinforce(_f_theta, "bernoulli", **kw)
+        keys = jax.random.split(jax.random.key(11), 20_000)
+        hess_fn = jax.hessian(E, argnums=(0, 2))
+        (h_pp, h_pt), _ = jax.jit(jax.vmap(hess_fn, (None, 0, None)))(params, keys, theta)
+        hess, mixed = _enumerated_hessians("bernoulli", params, theta)
+        assert_unbiased(np.asarray(h_pp, np.float64), hess)
+        assert_unbiased(np.asarray(h_pt, np.float64), mixed)
+
+
+def test_reinforce_first_derivative_is_the_score_function_estimate():
+    # f(b) = b · [1, 2, 4] identifies the sample b from the value; the gradient must be
+    # exactly f(b) (b − σ(φ)) (one draw, no baseline): the DiCE form changes no numbers.
+    w, phi = jnp.array([1.0, 2.0, 4.0]), jnp.array([0.3, -0.5, 1.0])
+    E = jr.estimators.reinforce(lambda b: jnp.dot(w, b), "bernoulli")
+    keys = jax.random.split(jax.random.key(3), 16)
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(E), (None, 0)))(phi, keys)
+    bits = (np.asarray(values).astype(int)[:, None] >> np.arange(3)) & 1
+    expected = np.asarray(values)[:, None] * (bits - np.asarray(jax.nn.sigmoid(phi)))
+    np.testing.assert_allclose(grads, expected, rtol=1e-6, atol=1e-7)
+    assert len({tuple(b) for b in bits}) > 1  # several distinct samples were checked
+
+
+def test_pathwise_hessian_is_unbiased(assert_unbiased):
+    # x = μ + s ε, f = x³: E = μ³ + 3 μ s², Hessian [[6μ, 6s], [6s, 6μ]] (closed form).
+    mu, s = 0.7, 1.2
+    E = jr.estimators.pathwise(lambda x: x**3, dist=lambda p: jr.reparam.normal(p[0], p[1]))
+    keys = jax.random.split(jax.random.key(5), 20_000)
+    h = jax.jit(jax.vmap(jax.hessian(E), (None, 0)))(jnp.array([mu, s]), keys)
+    assert_unbiased(np.asarray(h, np.float64), np.array([[6 * mu, 6 * s], [6 * s, 6 * mu]]))
+
+
+@pytest.mark.parametrize("name", ["arm", "disarm"])
+def test_antithetic_second_derivative_raises(name):
+    # Their surrogate is linear in the logits: a Hessian would be a silent 0.
+    E = ESTIMATORS[name][0](_f, "bernoulli")
+    with pytest.raises(NotImplementedError, match=f"{name} estimates only the first"):
+        jax.hessian(E)(_params("bernoulli"), jax.random.key(0), 1.0)

@@ -91,3 +91,6 @@ def test_bad_arguments():
         jr.estimators.reinforce(f, baseline=object())
     with pytest.raises(TypeError, match="control_variate"):
         jr.estimators.reinforce(f, control_variate=lambda b: b)
+    for bad in [float("nan"), float("inf"), np.float32(np.nan)]:
+        with pytest.raises(ValueError, match="`baseline` must be finite"):
+            jr.estimators.reinforce(f, baseline=bad)

@@ -92,3 +92,51 @@ def test_vector_quantizer_learns_codebook():
     assert zq.shape == z.shape and idx.shape == (32,)
     with pytest.raises(ValueError, match="num_codes"):
         jr.nn.VectorQuantizer(0, 2, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_softmax_layer_masks_empty_and_shapes(hard):
+    layer = jr.nn.GumbelSoftmax(hard=hard, temperature=0.5, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    mask = rng.random((64, 4)) < 0.5
+    mask[0] = True  # a fully masked row
+    x = jnp.where(mask, -jnp.inf, jnp.asarray(rng.normal(size=(64, 4)), jnp.float32))
+    for det in (False, True):
+        y = jax.jit(lambda v, d=det: layer(v, deterministic=d, rngs=jax.random.key(1)))(x)
+        np.testing.assert_array_equal(y[0], jnp.zeros(4))  # no masked entry is ever picked
+        assert not bool(jnp.any((y != 0) & mask))
+        np.testing.assert_allclose(y[1:].sum(-1), jnp.ones(63), rtol=1e-6)
+        with pytest.raises(ValueError, match="`logits` must have a non-empty event axis"):
+            layer(jnp.zeros((2, 0)), deterministic=det)
+        assert layer(jnp.zeros((0, 3)), deterministic=det).shape == (0, 3)
+        with pytest.raises(ValueError, match=r"`temperature` with shape \(5,\).*`logits`"):
+            jr.nn.GumbelSoftmax(temperature=jnp.ones(5), rngs=nnx.Rngs(0))(
+                jnp.zeros((2, 3)), deterministic=det
+            )
+
+
+def test_gumbel_softmax_layer_traced_temperature():
+    x = jnp.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]])
+    k = jax.random.key(2)
+    for hard in (False, True):
+        for det in (False, True):
+
+            @jax.jit
+            def f(t, hard=hard, det=det):
+                layer = jr.nn.GumbelSoftmax(temperature=t, hard=hard)
+                return layer(x, deterministic=det, rngs=k)
+
+            assert bool(jnp.all(jnp.isfinite(f(0.5)))), (hard, det)
+            for bad in (-1.0, 0.0):
+                assert bool(jnp.all(jnp.isnan(f(bad)))), (hard, det, bad)
+    # An annealed temperature held in an nnx.Variable works under nnx.jit.
+    layer = jr.nn.GumbelSoftmax(temperature=nnx.Variable(jnp.array(1.0)), rngs=nnx.Rngs(0))
+    layer.temperature[...] = 0.25
+    y = nnx.jit(lambda m, v: m(v, deterministic=True))(layer, x)
+    np.testing.assert_allclose(y, jax.nn.softmax(x / 0.25), rtol=1e-6)
+
+
+def test_vector_quantizer_empty_batch():
+    vq = jr.nn.VectorQuantizer(4, 2, rngs=nnx.Rngs(0))
+    zq, idx, loss = vq(jnp.ones((0, 2)))
+    assert zq.shape == (0, 2) and idx.shape == (0,) and float(loss) == 0.0

@@ -160,3 +160,49 @@ def test_bad_inputs():
     g = jr.perturb.imle(lambda t: t[:2])
     with pytest.raises(ValueError, match="`fn`"):
         g(jax.random.key(0), THETA)
+
+
+def test_second_derivative_raises_instead_of_zero():
+    # I-MLE's backward pass is a finite difference of MAP states with no derivative:
+    # every way of taking a second derivative raises (it used to return silent zeros).
+    g = jr.perturb.imle(topk, k=K, noise="gumbel", lambda_=3.0)
+
+    def loss(t):
+        return jnp.sum(g(jax.random.key(0), t) * jnp.array([1.0, -0.5, 0.3, 2.0, -1.0]))
+
+    assert np.any(np.asarray(jax.grad(loss)(THETA)) != 0)  # the first derivative works
+    for second in (
+        jax.hessian,
+        lambda f: jax.jacrev(jax.jacrev(f)),
+        lambda f: jax.grad(lambda t: jnp.sum(jax.grad(f)(t) ** 2)),
+    ):
+        with pytest.raises(NotImplementedError, match=r"imle.*first derivative only"):
+            second(loss)(THETA)
+    with pytest.raises(TypeError, match="forward-mode"):  # JAX's error for custom_vjp
+        jax.jvp(loss, (THETA,), (THETA,))
+
+
+def test_traced_invalid_temperature_or_lambda_poisons():
+    @jax.jit
+    def f(tau, lam, t):
+        g = jr.perturb.imle(topk, k=K, temperature=tau, lambda_=lam, noise="gumbel")
+        return g(jax.random.key(0), t) @ jnp.arange(5.0)
+
+    assert np.isfinite(f(0.5, 1.0, THETA))
+    assert np.all(np.isfinite(jax.grad(f, argnums=2)(0.5, 1.0, THETA)))
+    for tau, lam in [(0.0, 1.0), (-0.5, 1.0), (0.5, 0.0), (0.5, -2.0), (float("nan"), 1.0)]:
+        assert np.isnan(f(tau, lam, THETA))
+        assert np.all(np.isnan(jax.grad(f, argnums=2)(tau, lam, THETA)))
+
+
+def test_parameter_shapes_are_checked():
+    for kwargs, name in [
+        ({"temperature": jnp.ones(3)}, "temperature"),
+        ({"lambda_": jnp.ones((2, 5))}, "lambda_"),
+    ]:
+        g = jr.perturb.imle(topk, noise="gumbel", **kwargs)
+        with pytest.raises(ValueError, match=rf"`{name}` with shape .*`theta` with shape"):
+            g(jax.random.key(0), THETA)
+    # Per-entry τ and λ broadcasting to θ are accepted.
+    g = jr.perturb.imle(topk, noise="gumbel", temperature=jnp.full(5, 0.5), lambda_=jnp.ones(5))
+    assert g(jax.random.key(0), THETA).shape == (5,)

@@ -197,3 +197,185 @@ def test_family_dtype_kept(name):
     assert np.all(np.isfinite(np.asarray(x, np.float32)))
     lp = d.log_prob(x)
     assert lp.dtype == dtype
+
+
+# ---------------------------------------------------------------------------------
+# Contract tests for bad input (issue #10): misfit x in log_prob, mismatched parameter
+# shapes, empty event / batch axes, traced invalid parameters.
+# ---------------------------------------------------------------------------------
+def _misfit_xs(d):
+    """x shapes that must be rejected: a batch axis 4 against batch 3, and (for event
+    families) a wrong event width."""
+    ev = d.event_shape
+    bad = [(2, 4, *ev), (4, *ev)]
+    if ev:
+        bad += [(2, 3, *ev[:-1], ev[-1] + 1), (*ev[:-1], ev[-1] + 1)]
+    return bad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_family_log_prob_rejects_misfit_x(name):
+    ctor, pa, _ = FAMILIES[name]
+    d = ctor(*pa)
+    for shape in _misfit_xs(d):
+        with pytest.raises(ValueError, match=r"`x` with shape .* expected shape") as e:
+            d.log_prob(jnp.full(shape, 0.5))
+        assert str((3, *d.event_shape)) in str(e.value)  # the expected batch + event
+    # Shapes that fit: size-1 / missing batch axes and leading sample axes (no compile:
+    # the check runs before the computation, so only the accepted shapes are evaluated).
+    assert d.log_prob(jnp.full((2, 3, *d.event_shape), 0.5)).shape == (2, 3)
+
+
+# Families with two parameters: the first with batch 3, the second cut to batch 2.
+TWO_PARAM = sorted(n for n in NAMES if len(FAMILIES[n][1]) == 2)
+
+
+@pytest.mark.parametrize("name", TWO_PARAM)
+def test_family_mismatched_parameter_shapes_name_both(name):
+    ctor, pa, _ = FAMILIES[name]
+    d = ctor(*pa)
+    first, second = pa[0], pa[1][:2]
+    with pytest.raises(ValueError) as e:
+        ctor(first, second)
+    msg = str(e.value)
+    for arg in d.params:  # both argument names...
+        assert f"`{arg}`" in msg, msg
+    assert str(tuple(second.shape)) in msg or str(tuple(second.shape[:1])) in msg  # ...shapes
+
+
+EVENT_FAMILIES = {
+    "concrete": (lambda: jr.reparam.concrete(jnp.zeros((2, 0)), 1.0), "logits"),
+    "gumbel_max": (lambda: jr.reparam.gumbel_max(jnp.zeros((2, 0))), "logits"),
+    "dirichlet": (lambda: jr.reparam.dirichlet(jnp.ones((2, 0))), "concentration"),
+    "multivariate_normal": (
+        lambda: jr.reparam.multivariate_normal(jnp.zeros((2, 0)), jnp.zeros((2, 0, 0))),
+        "loc",
+    ),
+}
+
+
+def test_event_families_are_all_in_the_empty_event_table():
+    assert sorted(EVENT_FAMILIES) == sorted(
+        n for n in NAMES if FAMILIES[n][0](*FAMILIES[n][1]).event_ndim
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_FAMILIES))
+def test_family_empty_event_axis_raises(name):
+    make, arg = EVENT_FAMILIES[name]
+    with pytest.raises(ValueError, match=f"`{arg}` must have a non-empty event axis"):
+        make()
+
+
+@pytest.mark.parametrize("name", NAMES_FAST)
+def test_family_empty_batch_gives_empty_results(name):
+    ctor, pa, _ = FAMILIES[name]
+    d = ctor(*(p[:0] for p in pa))
+    assert d.batch_shape == (0,)
+    x = d.sample(jax.random.key(0), (2,))
+    assert x.shape == (2, 0, *d.event_shape)
+    assert d.log_prob(x).shape == (2, 0)
+
+
+# One row per constrained argument: (family, index of the argument, invalid value).
+INVALID = [
+    ("normal", 1, 0.0),
+    ("lognormal", 1, -1.0),
+    ("laplace", 1, -1.0),
+    ("logistic", 1, 0.0),
+    ("gumbel", 1, -2.0),
+    ("cauchy", 1, -1.0),
+    ("exponential", 0, -1.0),
+    ("gamma", 0, -1.0),
+    ("gamma", 1, 0.0),
+    ("beta", 0, 0.0),
+    ("beta", 1, -1.0),
+    ("dirichlet", 0, -1.0),
+    ("kumaraswamy", 0, -1.0),
+    ("kumaraswamy", 1, 0.0),
+    ("uniform", 1, -5.0),  # high <= low
+    ("uniform", 0, 5.0),  # low >= high
+    ("multivariate_normal", 1, "negative diagonal"),
+    ("multivariate_normal", 1, "not triangular"),
+    ("concrete", 1, 0.0),
+    ("binary_concrete", 1, -1.0),
+]
+
+
+def _invalid_params(name, index, value):
+    _, pa, _ = FAMILIES[name]
+    p = pa[index]
+    if value == "negative diagonal":
+        bad = p.at[1, 1, 1].set(-1.0)
+    elif value == "not triangular":
+        bad = p.at[0, 0, 1].set(0.5)
+    else:
+        bad = p.at[1].set(value)  # one batch member (a row for event families)
+    return tuple(bad if i == index else q for i, q in enumerate(pa))
+
+
+# beta and dirichlet rows compile the gamma rejection sampler again: slow set only.
+INVALID_FAST = [
+    pytest.param(*row, marks=pytest.mark.slow) if row[0] in ("beta", "dirichlet") else row
+    for row in INVALID
+]
+
+
+@pytest.mark.parametrize(
+    "name, index, value", INVALID_FAST, ids=[f"{n}-{i}-{v}" for n, i, v in INVALID]
+)
+def test_family_traced_invalid_parameter_poisons(name, index, value):
+    ctor, pa, _ = FAMILIES[name]
+    bad = _invalid_params(name, index, value)
+    # Concrete: a ValueError at construction naming the argument.
+    arg = ctor(*pa).family.param_names[index]
+    with pytest.raises(ValueError, match=f"`{arg}`"):
+        ctor(*bad)
+    # Traced (built inside jit, returned through the boundary): every parameter is NaN,
+    # so samples and densities are NaN, also outside the support (not a plausible -inf).
+    d = jax.jit(ctor)(*bad)
+    for leaf in jax.tree_util.tree_leaves(d):
+        assert np.all(np.isnan(leaf))
+    key = jax.random.key(11)  # shapes as in the contract test above: compiled already
+    assert np.all(np.isnan(d.sample(key, (2,))))
+    x = ctor(*pa).sample(key, (2,))
+    assert np.all(np.isnan(d.log_prob(x)))
+    assert np.all(np.isnan(d.log_prob(jnp.full(x.shape, -5.0, x.dtype))))
+    # ...and so is the gradient with respect to the invalid argument.
+    g = jax.grad(lambda *p: ctor(*p).log_prob(x).sum(), argnums=index)(*bad)
+    assert np.all(np.isnan(g))
+    # A valid traced value is untouched (no NaN, same value as eager).
+    np.testing.assert_allclose(
+        jax.jit(lambda *p: ctor(*p).log_prob(x))(*pa), ctor(*pa).log_prob(x), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_traced_invalid_scale_inside_one_jit():
+    # The user's case: construct, sample and differentiate in one jitted function.
+    @jax.jit
+    def run(scale):
+        d = jr.reparam.normal(jnp.zeros(3), scale)
+        return (
+            d.sample(jax.random.key(0), (2,)),
+            d.log_prob(jnp.ones(3)),
+            jax.grad(lambda s: jr.reparam.normal(0.0, s).sample(jax.random.key(1)))(scale),
+        )
+
+    for out in run(-1.0):
+        assert np.all(np.isnan(out))
+    for out in run(2.0):
+        assert np.all(np.isfinite(out))
+
+
+def test_log_prob_broadcasting_rules():
+    d = jr.reparam.normal(jnp.zeros((2, 3)), 1.0)
+    # Size-1 and missing batch axes of x broadcast; leading axes are sample axes.
+    assert d.log_prob(jnp.zeros((3,))).shape == (2, 3)
+    assert d.log_prob(jnp.zeros((5, 1, 3))).shape == (5, 2, 3)
+    assert d.log_prob(0.0).shape == (2, 3)
+    # A size-1 *distribution* batch axis is never enlarged by x (TFP / PyTorch would
+    # broadcast it; here it is an error, deliberately).
+    with pytest.raises(ValueError, match="`x`"):
+        jr.reparam.normal(jnp.zeros((1, 3)), 1.0).log_prob(jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="`x`"):
+        jr.reparam.multivariate_normal(jnp.zeros(2), jnp.eye(2)).log_prob(jnp.zeros(()))

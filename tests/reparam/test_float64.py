@@ -81,3 +81,59 @@ def test_float64_transform_gradients_second_order():
         eps=1e-6,
         rtol=1e-6,
     )
+
+
+def test_float64_tfp_relaxed_bernoulli_log_prob():
+    # TFP relaxed_bernoulli_test.py::testLogProb in float64 with TFP's tolerance
+    # (assertAllClose: rtol = atol = 1e-6): t = 1, probs = 0.1, Maddison et al. 2016.
+    t, p = 1.0, 0.1
+    xs = np.array([0.1, 0.3, 0.5, 0.9])
+    alpha = p / (1 - p)
+    expected = (
+        np.log(t)
+        + np.log(alpha)
+        + (-t - 1) * (np.log(xs) + np.log(1 - xs))
+        - 2 * np.log(alpha * np.power(xs, -t) + np.power(1 - xs, -t))
+    )
+    d = jr.reparam.binary_concrete(jnp.float64(np.log(alpha)), jnp.float64(t))
+    lp = d.log_prob(jnp.asarray(xs))
+    assert lp.dtype == jnp.float64  # TFP ...::testDtype (float64 half)
+    np.testing.assert_allclose(lp, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("t", [3.0, 0.25])
+def test_float64_torch_gradcheck_concrete_log_prob(t):
+    # PyTorch test/distributions/test_distributions.py::test_relaxed_one_hot_categorical_2d:
+    # _gradcheck_log_prob (double; gradcheck eps 1e-6, atol 1e-5, rtol 1e-3) in the
+    # temperature, the probabilities and the sample, at temperatures 3 and 0.25.
+    probs = np.array([[0.1, 0.2, 0.3], [0.5, 0.3, 0.2]])
+    logits = jnp.asarray(np.log(probs / probs.sum(-1, keepdims=True)))
+    temp = jnp.array([t], jnp.float64)
+    x = jr.reparam.concrete(logits, temp).sample(jax.random.key(6))
+    check_grads(
+        lambda lg, tt, xx: jr.reparam.concrete(lg, tt).log_prob(xx),
+        (logits, temp, x),
+        order=1,
+        modes=["rev"],
+        eps=1e-6,
+        atol=1e-5,
+        rtol=1e-3,
+    )
+
+
+def test_float64_torch_gradcheck_binary_concrete_log_prob():
+    # PyTorch ...::test_relaxed_bernoulli: _gradcheck_log_prob at temp 0.67 for probs
+    # [0.7, 0.2, 0.4] (PyTorch's gradcheck tolerances, as above).
+    probs = np.array([0.7, 0.2, 0.4])
+    logits = jnp.asarray(np.log(probs / (1 - probs)))
+    temp = jnp.float64(0.67)
+    x = jr.reparam.binary_concrete(logits, temp).sample(jax.random.key(7))
+    check_grads(
+        lambda lg, tt, xx: jr.reparam.binary_concrete(lg, tt).log_prob(xx),
+        (logits, temp, x),
+        order=1,
+        modes=["rev"],
+        eps=1e-6,
+        atol=1e-5,
+        rtol=1e-3,
+    )

@@ -90,3 +90,32 @@ def test_bad_inputs():
         f(key, jnp.ones((3, 3)), num_iters=0)
     with pytest.raises(TypeError, match="`key`"):
         f(1, jnp.ones((3, 3)))
+
+
+def test_empty_event_raises_and_empty_batch_is_empty():
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="`log_alpha` must have a non-empty event axis"):
+        jr.reparam.gumbel_sinkhorn(key, jnp.zeros((0, 0)))
+    with pytest.raises(ValueError, match="`log_alpha` must have a non-empty event axis"):
+        jr.reparam.gumbel_sinkhorn(key, jnp.zeros((2, 0, 0)), hard=True)
+    assert jr.reparam.gumbel_sinkhorn(key, jnp.zeros((0, 3, 3)), hard=True).shape == (0, 3, 3)
+
+
+def test_temperature_shape_and_traced_invalid():
+    key = jax.random.key(1)
+    x = jnp.array([[0.5, -0.2, 1.0], [0.3, 0.0, -1.0], [2.0, 0.1, 0.4]])
+    with pytest.raises(ValueError, match=r"`temperature` with shape \(2,\).*`log_alpha`"):
+        jr.reparam.gumbel_sinkhorn(key, x, temperature=jnp.ones(2))
+
+    # Traced temperature: NaN (values and gradients) when <= 0, also with hard=True.
+    @jax.jit
+    def run(t):
+        def f(la):
+            return jr.reparam.gumbel_sinkhorn(key, la, temperature=t, hard=True)
+
+        return f(x), jax.grad(lambda la: f(la)[0, 0])(x)
+
+    for out in run(0.0):
+        assert np.all(np.isnan(out))
+    for out in run(0.5):
+        assert np.all(np.isfinite(out))

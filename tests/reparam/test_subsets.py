@@ -194,3 +194,45 @@ def test_bad_inputs(fn):
     if fn == "relaxed_topk":
         with pytest.raises(ValueError, match="`temperature`"):
             f(key, LOGITS, 2, temperature=0.0)
+
+
+@pytest.mark.parametrize("fn", ["gumbel_topk", "relaxed_topk"])
+def test_empty_event_raises_and_empty_batch_is_empty(fn):
+    f = getattr(jr.reparam, fn)
+    key = jax.random.key(0)
+    # The event axis is checked before k, so the error names `logits`, not `k`.
+    with pytest.raises(ValueError, match="`logits` must have a non-empty event axis"):
+        f(key, jnp.zeros((2, 0)), 1)
+    with pytest.raises(ValueError, match="`logits` must have a non-empty event axis"):
+        f(key, jnp.zeros((0, 3)), 1, axis=0)
+    assert f(key, jnp.zeros((0, 3)), 2).shape == (0, 3)
+
+
+def test_relaxed_topk_temperature_shape_and_traced_invalid():
+    key = jax.random.key(1)
+    x = jnp.array([[0.1, 2.0, -1.0], [1.5, 0.3, 0.0]])
+    with pytest.raises(ValueError, match=r"`temperature` with shape \(3, 1\).*`logits`"):
+        jr.reparam.relaxed_topk(key, x, 2, temperature=jnp.ones((3, 1)))
+    # A per-row temperature [2, 1] follows the event axis when it is not the last one:
+    # the result along axis 0 of x.T equals the result along axis -1 of x.
+    t = jnp.array([[0.5], [2.0]])
+    y = jr.reparam.relaxed_topk(key, x, 2, temperature=t)
+    np.testing.assert_allclose(
+        jr.reparam.relaxed_topk(key, x.T, 2, temperature=t.T, axis=0), y.T, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        y[1], jr.reparam.relaxed_topk(key, x, 2, temperature=2.0)[1], rtol=1e-6
+    )
+
+    # Traced temperature: NaN (values and gradients) when <= 0, also with hard=True.
+    @jax.jit
+    def run(t):
+        def f(lg):
+            return jr.reparam.relaxed_topk(key, lg, 2, temperature=t, hard=True)
+
+        return f(x), jax.grad(lambda lg: f(lg)[0, 0])(x)
+
+    for out in run(-0.5):
+        assert np.all(np.isnan(out))
+    for out in run(0.5):
+        assert np.all(np.isfinite(out))

@@ -139,3 +139,103 @@ def test_bad_inputs(name):
         FUNCS[name](jnp.ones(3), axis=1)
     with pytest.raises(TypeError, match="`x`"):
         FUNCS[name](jnp.ones(3, jnp.complex64))
+
+
+# --------------------------------------------------------------------------------------
+# Higher derivatives (issue #10 item 2): the custom_jvp rules are written in terms of the
+# map itself, so differentiating them again is exact. Checked in float64 against central
+# finite differences of jax.grad, which nobody here wrote by hand.
+
+
+def _fd_hessian(f, x, eps=1e-6):
+    g = jax.jit(jax.vmap(jax.grad(f)))  # one compiled program for all 2n gradients
+    eye = jnp.eye(x.shape[0], dtype=x.dtype)
+    return np.asarray((g(x + eps * eye) - g(x - eps * eye)) / (2 * eps))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_hessian_matches_finite_differences_of_grad(name):
+    with jax.enable_x64(True):
+        x = jnp.asarray([0.3, -1.7, 1.1, 0.8, -0.2, 2.4, -jnp.inf], jnp.float64)
+        w = jnp.asarray([0.5, -1.0, 2.0, 0.3, 1.5, -0.7, 3.0], jnp.float64)
+        f = lambda v: jnp.sum(jnp.sin(FUNCS[name](v)) * w)  # nonlinear in p
+        h_fwd = jax.jit(jax.hessian(f))(x)  # jacfwd(jacrev)
+        h_rev = jax.jit(jax.jacrev(jax.jacrev(f)))(x)
+        np.testing.assert_allclose(h_fwd, h_rev, atol=1e-12)
+        np.testing.assert_allclose(h_fwd[:6, :6], _fd_hessian(f, x)[:6, :6], atol=1e-6)
+        assert np.all(np.isfinite(h_fwd)) and np.all(np.asarray(h_fwd)[6] == 0)
+        # The part from the map's own second derivative, with f linear in p: sparsemax is
+        # piecewise linear (exactly 0 away from kinks); entmax15's is not 0.
+        lin = lambda v: jnp.sum(FUNCS[name](v) * w)
+        h_lin = np.asarray(jax.jit(jax.hessian(lin))(x))[:6, :6]
+        if name == "sparsemax":
+            np.testing.assert_array_equal(h_lin, 0.0)
+        else:
+            assert np.abs(h_lin).max() > 0.1
+
+
+def test_entmax15_third_derivative_matches_finite_differences():
+    with jax.enable_x64(True):
+        x = jnp.asarray([0.3, -1.7, 1.1, 0.8, -0.2, 2.4], jnp.float64)
+        f = lambda v: jr.soft.entmax15(v)[5]
+        d = jnp.asarray([0.2, 0.0, -1.0, 0.5, 0.0, 0.3], jnp.float64)
+        # Third directional derivative d³f[d, d, d] against finite differences of the
+        # second one (jvp of jvp).
+        d2 = lambda v: jax.jvp(lambda u: jax.jvp(f, (u,), (d,))[1], (v,), (d,))[1]
+        d3 = jax.jvp(d2, (x,), (d,))[1]
+        eps = 1e-5
+        np.testing.assert_allclose(d3, (d2(x + eps * d) - d2(x - eps * d)) / (2 * eps), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Ported from the entmax package's own tests (deep-spin/entmax, PyTorch).
+
+
+def test_entmax_readme_example_values():
+    # deep-spin/entmax README.md "Example": x = [-2, 0, 0.5], printed to 4 decimals.
+    x = jnp.array([-2.0, 0.0, 0.5])
+    np.testing.assert_allclose(jr.soft.softmax(x), [0.0486, 0.3592, 0.5922], atol=5e-5)
+    np.testing.assert_allclose(jr.soft.sparsemax(x), [0.0, 0.25, 0.75], atol=5e-5)
+    np.testing.assert_allclose(jr.soft.entmax15(x), [0.0, 0.3260, 0.6740], atol=5e-5)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_entmax_root_finding_agreement(name):
+    # entmax/test_root_finding.py::test_sparsemax / ::test_tsallis15: the sort-based maps
+    # agree with bisection on x = 0.5 * randn(10, 30000): Σ (p1 − p2)² < 1e-7 (float32).
+    x = 0.5 * jax.random.normal(jax.random.key(30000), (10, 30000))
+    p = np.asarray(FUNCS[name](x), np.float64)
+    assert np.sum((p - _reference(np.asarray(x), name)) ** 2) < 1e-7
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_entmax_mask(name):
+    # entmax/test_mask.py::test_mask: x = randn(2, 6), x[:, 3:] = -inf; the first three
+    # columns equal the map of x[:, :3] and the rest are 0 (torch.allclose defaults).
+    x = jax.random.normal(jax.random.key(42), (2, 6)).at[:, 3:].set(-jnp.inf)
+    y = np.array(FUNCS[name](x))
+    y[:, :3] -= np.asarray(FUNCS[name](x[:, :3]))
+    np.testing.assert_allclose(y, 0.0, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_entmax_scales_and_axes(name, axis):
+    # entmax/test_topk.py::test_sparsemax_topk / ::test_tsallis_topk: x = coef *
+    # randn(10, 11, 12) for coef in (1e-5, 0.5, 1e4) along dim 0, 1, 2; there the partial
+    # sort must agree with the full sort, here the map agrees with bisection.
+    for coef in (1e-5, 0.5, 1e4):
+        x = coef * jax.random.normal(jax.random.key(axis), (10, 11, 12))
+        p = FUNCS[name](x, axis=axis)
+        ref = np.moveaxis(_reference(np.moveaxis(np.asarray(x), axis, -1), name), -1, axis)
+        np.testing.assert_allclose(p, ref, atol=2e-6)
+        np.testing.assert_allclose(p.sum(axis), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_entmax_gradcheck_float64(name):
+    # entmax/test_root_finding.py::test_sparsemax_grad / ::test_tsallis_grad: gradcheck
+    # (float64, eps = 1e-5) on ten draws of randn(4, 6); stacked into one (40, 6) batch.
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(46), (40, 6), jnp.float64)
+        check_grads(FUNCS[name], (x,), order=1, modes=["fwd", "rev"], eps=1e-5)

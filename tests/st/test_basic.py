@@ -109,3 +109,86 @@ def test_bernoulli_keys_jit_vmap(key_fn):
         jr.st.bernoulli(3, logits)
     with pytest.raises(TypeError, match="key"):
         jr.st.bernoulli(jnp.zeros(2), logits)
+
+
+def test_argmax_masked_rows_never_select_a_masked_entry():
+    # Rows with random masks, many draws of the scores: the chosen entry is finite.
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(256, 6)) * 10.0, jnp.float32)
+    mask = rng.random((256, 6)) < 0.6
+    mask[:8] = True  # 8 fully masked rows
+    xm = jnp.where(mask, -jnp.inf, x)
+
+    @jax.jit
+    def value_and_grad(v):
+        return jr.st.argmax(v), jax.grad(lambda u: jnp.sum(jr.st.argmax(u, 0.3) * x))(v)
+
+    y, g = value_and_grad(xm)
+    assert not bool(jnp.any((y == 1) & mask))
+    full = jnp.all(mask, -1)
+    np.testing.assert_array_equal(y.sum(-1), jnp.where(full, 0.0, 1.0))
+    assert bool(jnp.all(jnp.isfinite(g))) and not bool(jnp.any(jnp.where(mask, g, 0.0)))
+
+
+def test_argmax_empty_event_batch_and_temperature_shape():
+    with pytest.raises(ValueError, match="`x` must have a non-empty event axis"):
+        jr.st.argmax(jnp.zeros((2, 0)))
+    with pytest.raises(ValueError, match="`x` must have a non-empty event axis"):
+        jr.st.argmax(jnp.zeros((0, 3)), axis=0)
+    assert jr.st.argmax(jnp.zeros((0, 3))).shape == (0, 3)
+    with pytest.raises(
+        ValueError, match=r"`temperature` with shape \(5,\).*`x` with shape \(2, 3\)"
+    ):
+        jr.st.argmax(jnp.zeros((2, 3)), jnp.ones(5))
+    # A per-row temperature that broadcasts is fine.
+    y = jr.st.argmax(jnp.array([[0.0, 1.0, 0.5], [2.0, 0.0, 1.0]]), jnp.array([[0.5], [2.0]]))
+    np.testing.assert_array_equal(y, [[0, 1, 0], [1, 0, 0]])
+
+
+def test_traced_invalid_temperature_and_clip_poison():
+    f = jax.jit(lambda v, t: jr.st.argmax(v, t))
+    df = jax.jit(jax.grad(lambda v, t: jnp.dot(X, jr.st.argmax(v, t))))
+    rs = jax.jit(lambda v, c: (jr.st.round(v, clip=c), jr.st.sign(v, clip=c)))
+    # Valid traced values are untouched.
+    np.testing.assert_array_equal(f(X, 0.5), [0, 1, 0, 0])
+    assert bool(jnp.all(jnp.isfinite(df(X, 0.5))))
+    np.testing.assert_array_equal(rs(X, 1.0)[0], jnp.round(X))
+    for bad in [-1.0, 0.0, float("nan")]:
+        assert bool(jnp.all(jnp.isnan(f(X, bad))))
+        assert bool(jnp.all(jnp.isnan(df(X, bad))))
+        r, sg = rs(X, bad)
+        assert bool(jnp.all(jnp.isnan(r))) and bool(jnp.all(jnp.isnan(sg)))
+        # Concrete invalid values keep raising at trace time.
+        with pytest.raises(ValueError, match="temperature"):
+            jr.st.argmax(X, bad)
+        with pytest.raises(ValueError, match="clip"):
+            jr.st.sign(X, clip=bad)
+    with pytest.raises(ValueError, match="`clip` with shape"):
+        jr.st.round(X, clip=jnp.ones(3))
+
+
+def test_higher_derivatives_are_the_surrogates():
+    hess = lambda f: jax.jit(jax.hessian(f))
+    # straight_through: every derivative is soft's. d2/dx2 sum(w sin x) = -w sin x.
+    w = jnp.array([0.3, -0.2, 0.5, 1.0])
+    f = lambda v: jnp.dot(w, jr.st.straight_through(jnp.round(v), jnp.sin(v)))
+    np.testing.assert_allclose(hess(f)(X), jnp.diag(-w * jnp.sin(X)), rtol=1e-5, atol=1e-7)
+    fwd_over_rev = jax.jit(jax.jacfwd(jax.grad(f)))(X)
+    np.testing.assert_allclose(fwd_over_rev, jnp.diag(-w * jnp.sin(X)), rtol=1e-5, atol=1e-7)
+    # identity(fn): identity Jacobian, zero Hessian, and it works in forward mode.
+    q = jr.st.identity(lambda v: jnp.floor(v * 4) / 4)
+    np.testing.assert_array_equal(jax.jit(jax.jacfwd(q))(X), jnp.eye(4))
+    np.testing.assert_array_equal(hess(lambda v: jnp.dot(w, q(v)))(X), jnp.zeros((4, 4)))
+    # st.argmax: the Hessian of w . softmax(x / T) (jax.nn.softmax as the reference).
+    t = 0.7
+    h = hess(lambda v: jnp.dot(w, jr.st.argmax(v, t)))(X)
+    ref = hess(lambda v: jnp.dot(w, jax.nn.softmax(v / t)))(X)
+    np.testing.assert_allclose(h, ref, rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(h).max()) > 0.01
+    # st.bernoulli: d2/dl2 w.sigmoid(l) = w s (1 - s)(1 - 2 s) (closed form).
+    lg = jnp.array([-2.0, 0.0, 0.5, 3.0])
+    hb = hess(lambda v: jnp.dot(w, jr.st.bernoulli(jax.random.key(0), v)))(lg)
+    s = jax.nn.sigmoid(lg)
+    np.testing.assert_allclose(hb, jnp.diag(w * s * (1 - s) * (1 - 2 * s)), rtol=1e-5, atol=1e-7)
+    # round with clip: piecewise-linear surrogate, Hessian 0 (not NaN, not an error).
+    np.testing.assert_array_equal(hess(lambda v: jr.st.round(v, clip=1.0).sum())(X), 0)

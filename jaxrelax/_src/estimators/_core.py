@@ -23,14 +23,28 @@ gradient w.r.t. ``params`` (computed by an inner ``jax.grad`` at stop-gradient'e
 the estimator's single-sample variance, since ``E[ĝ]`` does not depend on ``cv_params``
 (Grathwohl et al. 2018) — while the ``params`` and ``args`` gradients are unchanged.
 
-Derivatives of any order w.r.t. ``args`` are those of ``value`` (ordinary autodiff
-through ``f``). W.r.t. ``params`` the first derivative is the estimator; higher
-derivatives are those of the surrogate (exact for ``exact``, ``pathwise`` and the
-relaxed estimators, not unbiased Hessian estimates for the score-function ones).
+Higher derivatives. W.r.t. ``args`` every order is that of ``value`` (ordinary
+autodiff through ``f``). W.r.t. ``params`` the first derivative is the estimator; the
+second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is, by estimator:
+
+* ``exact``: exact to every order (surrogate ``Σ (p − sg(p)) f``);
+* ``pathwise`` and ``gumbel_softmax``: autodiff of the (relaxed) Monte Carlo objective,
+  an unbiased estimate of its Hessian when the ``Reparam``'s transform has exact
+  second derivatives;
+* ``reinforce``: unbiased (DiCE magic box, :func:`magic_box_minus_one`), for every
+  baseline and control variate;
+* ``arm``, ``disarm``: not implemented — raises ``NotImplementedError``
+  (:func:`first_order_only`), never a silent 0;
+* ``st_gumbel_softmax``, ``straight_through``, ``gumbel_rao``: the derivative of the
+  straight-through surrogate (biased, like their first derivative);
+* ``rebar``, ``relax``: the derivative of the surrogate ``coef · log p + c(z) − c(z̃)``;
+  defined and used for the variance gradient (mixed ``cv``/``params``), but it is *not*
+  an unbiased estimate of ``∇²E`` (it lacks the score outer-product term).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -40,7 +54,16 @@ import jax.numpy as jnp
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _dists
 
-__all__ = ["Call", "Estimator", "check_num_samples", "estimate", "sample_keys", "sg"]
+__all__ = [
+    "Call",
+    "Estimator",
+    "check_num_samples",
+    "estimate",
+    "first_order_only",
+    "magic_box_minus_one",
+    "sample_keys",
+    "sg",
+]
 
 sg = jax.lax.stop_gradient
 
@@ -52,6 +75,7 @@ class Call(NamedTuple):
     f_fixed: Callable[[jax.Array], jax.Array]  # x -> f(x, *stop_gradient(args))
     args_fixed: tuple  # stop_gradient(args)
     cv_params: Any  # control-variate parameters (stop-gradient'ed in the surrogate)
+    args: tuple = ()  # the live args (for DiCE-style surrogates whose value is 0)
 
 
 Rule = Callable[[Any, jax.Array, Call], tuple[jax.Array, jax.Array]]
@@ -65,6 +89,46 @@ def check_num_samples(num_samples: Any, name: str = "num_samples", minimum: int 
 def sample_keys(key: jax.Array, num: int) -> jax.Array:
     """``num`` independent keys, one per draw (vmap over them)."""
     return jax.random.split(key, num)
+
+
+def magic_box_minus_one(logp: jax.Array) -> jax.Array:
+    """``exp(logp − stop_gradient(logp)) − 1``: exactly 0, first derivative ``∇logp``
+    and second ``∇logp ∇logpᵀ + ∇²logp`` (DiCE, Foerster et al. 2018).
+
+    ``Σ w · magic_box_minus_one(log p(x))`` with a live weight ``w`` (``f(x, *args)``,
+    ``x`` stop-gradient'ed) is a surrogate whose derivatives of every order w.r.t. the
+    parameters, and mixed with ``args``, are unbiased score-function estimates, and whose
+    first derivative w.r.t. ``args`` is 0 (``value`` already carries ``E[∂f/∂args]``).
+    """
+    return jnp.expm1(logp - sg(logp))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def first_order_only(x: jax.Array, name: str) -> jax.Array:
+    """The identity, with a first derivative and no second one: differentiating it twice
+    raises ``NotImplementedError`` naming the estimator ``name`` (instead of a silent 0
+    from a surrogate that is linear in ``params``)."""
+    return x
+
+
+@first_order_only.defjvp
+def _first_order_only_jvp(name, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return first_order_only(x, name), t * _no_second_derivative(x, name)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _no_second_derivative(x: jax.Array, name: str) -> jax.Array:
+    return jnp.ones_like(x)
+
+
+@_no_second_derivative.defjvp
+def _no_second_derivative_jvp(name, primals, tangents):
+    raise NotImplementedError(
+        f"jr.estimators.{name} estimates only the first derivative w.r.t. `params`; its "
+        "second derivative (jax.hessian, grad of grad, jacfwd of grad) is not implemented. "
+        "Use exact, pathwise or reinforce (DiCE surrogate) for higher derivatives."
+    )
 
 
 def _scalar(y: Any, name: str) -> jax.Array:
@@ -99,7 +163,8 @@ def estimate(
     def f_fixed(x):
         return _scalar(f(x, *args_fixed), "f")
 
-    value, surrogate = rule(params, key, Call(f_live, f_fixed, args_fixed, sg(cv_params)))
+    call = Call(f_live, f_fixed, args_fixed, sg(cv_params), tuple(args))
+    value, surrogate = rule(params, key, call)
     value = jnp.asarray(value)
     dtype = value.dtype if jnp.issubdtype(value.dtype, jnp.floating) else jnp.float32
     out = value + (surrogate - sg(surrogate)).astype(dtype)
@@ -107,7 +172,7 @@ def estimate(
 
         def grad_estimate(cv):
             def surrogate_of(p):
-                return rule(p, key, Call(f_fixed, f_fixed, args_fixed, cv))[1]
+                return rule(p, key, Call(f_fixed, f_fixed, args_fixed, cv, args_fixed))[1]
 
             return jax.grad(surrogate_of)(sg(params))
 
@@ -134,6 +199,7 @@ class Estimator:
         cv_params_arg: bool = False,
         cv_params: Any = None,
         options: dict | None = None,
+        positive: tuple[tuple[str, Any], ...] = (),
     ):
         if not callable(f):
             raise TypeError(f"`f` must be a callable f(x, *args) -> scalar, got {f!r}.")
@@ -145,17 +211,33 @@ class Estimator:
         self.cv_params_arg = cv_params_arg
         self._cv_params = cv_params
         self.options = dict(options or {})
+        # Positive options given as arrays (e.g. a traced temperature): their shape is
+        # checked against ``params`` at call time and, when traced, an invalid value
+        # poisons the output. Python numbers were checked by the constructor: no cost.
+        self._positive = tuple((n, v) for n, v in positive if not isinstance(v, (int, float)))
+
+    def _check_options(self, params: Any) -> list:
+        if not self._positive:
+            return []
+        if getattr(self.dist, "discrete", False):
+            shape = tuple(jnp.shape(params))
+            for name, v in self._positive:
+                _checks.check_broadcasts_to(v, shape, name, "params")
+        return [_checks.traced_valid(v) for _, v in self._positive]
 
     def __call__(self, params: Any, key: Any, *args: Any) -> jax.Array:
+        flags = self._check_options(params)
         if self.cv_params_arg:
             if not args:
                 raise TypeError(f"{self.name}: call as E(params, key, cv_params, *args).")
             cv, args = args[0], args[1:]
-            return estimate(self.f, self.rule, params, key, args, cv_params=cv, variance_grad=True)
-        cv = self._cv_params
-        return estimate(
-            self.f, self.rule, params, key, args, cv_params=cv, variance_grad=cv is not None
-        )
+            out = estimate(self.f, self.rule, params, key, args, cv_params=cv, variance_grad=True)
+        else:
+            cv = self._cv_params
+            out = estimate(
+                self.f, self.rule, params, key, args, cv_params=cv, variance_grad=cv is not None
+            )
+        return _checks.poison(out, *flags)
 
     def __repr__(self) -> str:
         dist = self.dist.name if not isinstance(self.dist, _dists.ReparamDist) else "reparam"

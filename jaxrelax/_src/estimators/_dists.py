@@ -114,6 +114,7 @@ class Categorical:
             raise ValueError(
                 "`params` for dist='categorical' must have an event axis [..., K], got a scalar."
             )
+        _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "params")
         return arr
 
     def out_dtype(self, params: Any) -> Any:
@@ -198,15 +199,32 @@ class ReparamDist:
     def out_dtype(self, params: Any) -> Any:
         return None
 
+    def reparam(self, params: Any, method: str) -> Any:
+        """``fn(params)``, checked to be a distribution with the needed ``method``.
+
+        Raises:
+          TypeError: naming ``dist`` if it returned something else (e.g. an array).
+        """
+        r = self.fn(params)
+        if not callable(getattr(r, method, None)):
+            what = type(r).__name__
+            if hasattr(r, "shape"):
+                what += f" of shape {tuple(r.shape)}"
+            raise TypeError(
+                f"`dist` must be a callable params -> jr.reparam.Reparam (with a `{method}` "
+                f"method), but `dist(params)` returned {what}."
+            )
+        return r
+
     def rsample(self, params: Any, key: jax.Array) -> jax.Array:
         """A reparameterised (pathwise-differentiable) draw."""
-        return self.fn(params).sample(key)
+        return self.reparam(params, "sample").sample(key)
 
     def sample(self, params: Any, key: jax.Array) -> jax.Array:
-        return sg(self.fn(sg(params)).sample(key))
+        return sg(self.reparam(sg(params), "sample").sample(key))
 
     def log_prob(self, params: Any, x: jax.Array) -> jax.Array:
-        return jnp.sum(self.fn(params).log_prob(x))
+        return jnp.sum(self.reparam(params, "log_prob").log_prob(x))
 
 
 _NAMED = {"bernoulli": Bernoulli, "categorical": Categorical}

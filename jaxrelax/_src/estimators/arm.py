@@ -43,7 +43,9 @@ def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
             return 0.5 * (f1 + f2), g
 
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
-        surrogate = jnp.sum(_core.sg(jnp.mean(grads, axis=0)) * logits)
+        # Linear in the logits: its second derivative would be a silent 0, so it raises.
+        g = _core.sg(jnp.mean(grads, axis=0))
+        surrogate = jnp.sum(g * _core.first_order_only(logits, name))
         return jnp.mean(values), surrogate
 
     return _core.Estimator(name, f, d, rule, n)
@@ -82,7 +84,8 @@ def arm(
       <https://arxiv.org/abs/1807.11143>`_, 2019.
 
     .. note:: Unbiased; ``2 · num_pairs`` evaluations of ``f``, no derivative of ``f``.
-      DisARM has uniformly lower variance at the same cost.
+      DisARM has uniformly lower variance at the same cost. First derivatives only:
+      a second derivative w.r.t. ``params`` raises ``NotImplementedError``.
     """
     n = _pairs(num_samples, num_pairs)
 
@@ -126,7 +129,8 @@ def disarm(
 
     .. note:: Unbiased; ``2 · num_pairs`` evaluations of ``f``, no derivative of ``f``;
       variance never above ARM's (Rao-Blackwellised ARM), zero on the classic toy problem
-      at ``φ = 0``.
+      at ``φ = 0``. First derivatives only: a second derivative w.r.t. ``params`` raises
+      ``NotImplementedError``.
     """
     n = _pairs(num_samples, num_pairs)
 

@@ -55,7 +55,9 @@ def gumbel_rao(
       Gradient Estimator <https://arxiv.org/abs/2010.04838>`_, 2021.
 
     .. note:: Biased gradient (the bias of ST Gumbel-softmax), lower variance; unbiased
-      value; ``num_samples`` evaluations of ``f``; needs ``∂f/∂b``.
+      value; ``num_samples`` evaluations of ``f``; needs ``∂f/∂b``. A second derivative
+      w.r.t. ``params`` is that of the straight-through surrogate (biased as well).
+      A traced ``temperature`` <= 0 makes the value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
@@ -86,5 +88,11 @@ def gumbel_rao(
         return value, jnp.zeros((), value.dtype)
 
     return _core.Estimator(
-        "gumbel_rao", f, d, rule, n, options={"temperature": temperature, "num_mc": num_mc}
+        "gumbel_rao",
+        f,
+        d,
+        rule,
+        n,
+        options={"temperature": temperature, "num_mc": num_mc},
+        positive=(("temperature", temperature),),
     )

@@ -47,6 +47,8 @@ def pathwise(
 
     .. note:: Unbiased; usually the lowest-variance unbiased choice when ``f`` is
       differentiable; ``num_samples`` evaluations of ``f`` and one backward pass.
+      Higher derivatives are autodiff of the Monte Carlo objective: ``jax.hessian`` is
+      unbiased for ``∇²E`` when ``dist``'s transform has exact second derivatives.
     """
     if isinstance(dist, str):
         raise ValueError(

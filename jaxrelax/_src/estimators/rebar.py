@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -101,14 +102,17 @@ def rebar(
       variable models <https://arxiv.org/abs/1703.07370>`_, 2017.
 
     .. note:: Unbiased; ``3 · num_samples`` evaluations of ``f`` (at ``b``, ``σ(z)`` and
-      ``σ(z̃)``) and backward passes through ``f`` at the relaxed points.
+      ``σ(z̃)``) and backward passes through ``f`` at the relaxed points. A second
+      derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``. A traced
+      ``temperature`` <= 0 makes the value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     _checks.as_float_array(eta, "eta")
+    # NumPy, not jnp: under an outer jit a jnp op on a constant is staged out (a tracer).
     eta_v = _checks.concrete_value(eta)
-    if eta_v is not None and bool(jnp.any(jnp.isnan(eta_v))):
+    if eta_v is not None and bool(np.any(np.isnan(np.asarray(eta_v, np.float64)))):
         raise ValueError(f"`eta` must not be NaN, got {eta!r}.")
     traced = _checks.concrete_value(temperature) is None or eta_v is None
     constants = (temperature, eta)
@@ -125,6 +129,7 @@ def rebar(
         n,
         cv_params=constants if traced else None,
         options={"temperature": temperature, "eta": eta},
+        positive=(("temperature", temperature),),
     )
 
 
@@ -180,6 +185,7 @@ def relax(
 
     .. note:: Unbiased for any ``c``; ``num_samples`` evaluations of ``f`` (no derivative
       of ``f``) and ``3 · num_samples`` of ``c``.
+      A second derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)

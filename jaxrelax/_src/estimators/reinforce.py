@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -69,7 +70,11 @@ def reinforce(
       <https://openreview.net/forum?id=r1lgTGL5DE>`_, 2019.
 
     .. note:: Unbiased for every baseline; high variance without one. Costs
-      ``num_samples`` evaluations of ``f`` and needs no derivative of ``f``.
+      ``num_samples`` evaluations of ``f`` and needs no derivative of ``f``. Higher
+      derivatives: the surrogate is written with the DiCE magic box, so ``jax.hessian``
+      w.r.t. ``params`` is the unbiased estimate
+      ``(1/n) Σ (f(x_i) − b_i − h(x_i)) (∇log p ∇log pᵀ + ∇²log p) + ∇²E[h]`` and mixed
+      ``params``/``args`` derivatives are ``(1/n) Σ ∂_args(f − h) ∇log p + ∂_args∇E[h]``.
     """
     d = _dists.get(dist)
     n = _core.check_num_samples(num_samples)
@@ -83,6 +88,9 @@ def reinforce(
     elif baseline is not None and not callable(baseline):
         if jnp.ndim(_checks.as_float_array(baseline, "baseline")) != 0:
             raise ValueError(f"`baseline` must be a scalar, got {baseline!r}.")
+        b_v = _checks.concrete_value(baseline)  # None when traced
+        if b_v is not None and not np.isfinite(np.asarray(b_v, np.float64)):
+            raise ValueError(f"`baseline` must be finite, got {baseline!r}.")
     if control_variate is not None:
         if (
             not isinstance(control_variate, tuple)
@@ -105,14 +113,21 @@ def reinforce(
             b = _core.sg(jnp.asarray(baseline(_core.sg(params), key_b)))
         else:
             b = jnp.asarray(baseline)
-        weight = fixed - b
+        # DiCE form (Foerster et al. 2018): the weight keeps the live ``f`` (and ``h``) and
+        # multiplies ``magic_box(log p) - 1``, which is 0 with gradient ∇ log p. First
+        # derivatives are the REINFORCE estimate (w.r.t. params) and nothing extra (w.r.t.
+        # args); second derivatives are unbiased too (see the note).
+        weight = fx - _core.sg(b)
         surrogate = 0.0
         if control_variate is not None:
             h, h_mean = control_variate
-            weight = weight - _core.sg(jax.vmap(lambda x: h(x, *call.args_fixed))(xs))
-            surrogate = h_mean(logits, *call.args_fixed)
+            weight = weight - jax.vmap(lambda x: h(x, *call.args))(xs)
+            # E[h] with value and args gradient cancelled; only its params derivatives stay.
+            surrogate = h_mean(logits, *call.args) - h_mean(_core.sg(logits), *call.args)
         logp = jax.vmap(lambda x: d.log_prob(logits, x))(xs)
-        surrogate = surrogate + jnp.mean(_core.sg(weight).astype(logp.dtype) * logp)
+        surrogate = surrogate + jnp.mean(
+            weight.astype(logp.dtype) * _core.magic_box_minus_one(logp)
+        )
         return jnp.mean(fx), surrogate
 
     return _core.Estimator(

@@ -74,13 +74,23 @@ def gumbel_softmax(
 
     .. note:: Biased for ``E[f(x)]`` over discrete ``x`` (both value and gradient refer to
       the relaxation); the bias shrinks and the variance grows as T → 0. ``num_samples``
-      evaluations of ``f`` and one backward pass through ``f``.
+      evaluations of ``f`` and one backward pass through ``f``. Higher derivatives are
+      those of the relaxed objective (autodiff). A traced ``temperature`` <= 0 makes the
+      value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     rule = _sampling_rule(d, n, _concrete(d, temperature, hard=False))
-    return _core.Estimator("gumbel_softmax", f, d, rule, n, options={"temperature": temperature})
+    return _core.Estimator(
+        "gumbel_softmax",
+        f,
+        d,
+        rule,
+        n,
+        options={"temperature": temperature},
+        positive=(("temperature", temperature),),
+    )
 
 
 def st_gumbel_softmax(
@@ -114,13 +124,23 @@ def st_gumbel_softmax(
       <https://arxiv.org/abs/1611.01144>`_, 2017.
 
     .. note:: Biased gradient (unbiased value); ``num_samples`` evaluations of ``f``;
-      needs ``∂f/∂b``.
+      needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is that of the
+      straight-through surrogate (biased as well). A traced ``temperature`` <= 0 makes
+      the value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     rule = _sampling_rule(d, n, _concrete(d, temperature, hard=True))
-    return _core.Estimator("st_gumbel_softmax", f, d, rule, n, options={"temperature": temperature})
+    return _core.Estimator(
+        "st_gumbel_softmax",
+        f,
+        d,
+        rule,
+        n,
+        options={"temperature": temperature},
+        positive=(("temperature", temperature),),
+    )
 
 
 def straight_through(
@@ -148,7 +168,8 @@ def straight_through(
       Neurons for Conditional Computation <https://arxiv.org/abs/1308.3432>`_, 2013.
 
     .. note:: Biased gradient (unbiased value), lowest variance; ``num_samples``
-      evaluations of ``f``; needs ``∂f/∂b``.
+      evaluations of ``f``; needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is
+      that of the straight-through surrogate (biased as well).
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)

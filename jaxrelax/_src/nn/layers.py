@@ -57,8 +57,13 @@ class GumbelSoftmax(nnx.Module):
     exact one-hot sample with the relaxed gradient. Deterministic (``model.eval()``):
     ``softmax(logits / T)``, or the straight-through one-hot arg max with ``hard=True``.
 
+    A fully masked row (all ``-inf``) gives all zeros on every path (a masked entry is
+    never selected); an empty event axis is a ValueError naming ``logits``, an empty
+    batch an empty result.
+
     Args:
-      temperature: T > 0.
+      temperature: T > 0; a float, an array broadcasting to the logits, or an
+        ``nnx.Variable`` (e.g. annealed). Traced T <= 0 under ``nnx.jit`` gives NaN.
       hard: straight-through Gumbel-softmax (exact one-hot forward).
       axis: the event axis.
       deterministic: replace sampling by the mode.
@@ -93,14 +98,21 @@ class GumbelSoftmax(nnx.Module):
         self, logits: ArrayLike, *, deterministic: bool | None = None, rngs: RngsLike = None
     ) -> jax.Array:
         det = self.deterministic if deterministic is None else deterministic
+        t = self.temperature
+        if isinstance(t, nnx.Variable):
+            t = t[...]
+        # Checked here so that every path names `logits` (st.argmax calls it `x`).
+        arr = _checks.as_float_array(logits, "logits")
+        axis = _checks.check_axis(self.axis, arr.ndim, arg="logits")
+        _checks.check_event_nonempty(arr.shape, axis, "logits")
+        _checks.check_temperature(t)
+        _checks.check_broadcasts_to(t, arr.shape, "temperature", "logits")
         if det:
             if self.hard:
-                return st_argmax(logits, self.temperature, self.axis)
-            return softmax(logits, self.temperature, self.axis)
+                return st_argmax(arr, t, axis)
+            return _checks.poison(softmax(arr, t, axis), _checks.traced_valid(t))
         key = _key(rngs, self.rngs, self.rng_collection, "GumbelSoftmax")
-        return gumbel_softmax(
-            key, logits, temperature=self.temperature, hard=self.hard, axis=self.axis
-        )
+        return gumbel_softmax(key, arr, temperature=t, hard=self.hard, axis=axis)
 
     def set_view(self, deterministic: bool | None = None):
         """Used by ``nnx.view`` / ``model.eval()`` / ``model.train()``."""

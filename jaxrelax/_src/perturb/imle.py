@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _random
@@ -40,6 +41,27 @@ def _noise(noise, key, shape, dtype, *, k, temperature, num_terms):
     if noise == "gumbel":
         return jnp.asarray(temperature, dtype) * _random.gumbel(key, shape, dtype)
     return _sum_of_gamma(key, shape, dtype, k=k, temperature=temperature, num_terms=num_terms)
+
+
+@jax.custom_jvp
+def _first_order_only(grad: jax.Array, theta: jax.Array, u: jax.Array) -> jax.Array:
+    """``grad`` itself; differentiating it (in ``theta`` or ``u``) is an error."""
+    del theta, u
+    return grad
+
+
+@_first_order_only.defjvp
+def _first_order_only_jvp(primals, tangents):
+    # Called only when some tangent is not a symbolic zero, i.e. when a second
+    # derivative through the I-MLE backward pass is being taken.
+    del primals, tangents
+    raise NotImplementedError(
+        "`jr.perturb.imle` has a first derivative only: its backward pass (a finite "
+        "difference of MAP states) has no derivative, so a second derivative (jax.hessian, "
+        "jax.grad of jax.grad, ...) through it is not defined. Use "
+        "`jr.perturb.perturbed`, whose derivatives of every order are Monte Carlo "
+        "estimates, for higher-order derivatives."
+    )
 
 
 def imle(
@@ -77,9 +99,10 @@ def imle(
       fn: MAP solver ``θ -> z`` with ``z.shape == θ.shape``, called on one ``θ`` (it
         is batched over noise samples with ``jax.vmap``).
       num_samples: number of noise draws ``S`` (a static int ≥ 1).
-      temperature: noise scale τ > 0.
+      temperature: noise scale τ > 0 (a scalar or an array that broadcasts to ``θ``).
       lambda_: target-distribution step λ > 0 (larger: a smoother, more biased
-        gradient; too small: mostly zero gradients).
+        gradient; too small: mostly zero gradients). A traced τ or λ ≤ 0 (inside
+        ``jit``) makes the output and its gradient NaN.
       noise: ``"sum_of_gamma"`` or ``"gumbel"``.
       k: the ``k`` of the sum-of-gamma noise (the subset size of a top-k ``fn``).
       num_gamma_terms: ``s``, the number of Gamma terms in the sum-of-gamma noise.
@@ -101,7 +124,11 @@ def imle(
 
     .. note:: Biased: it differentiates a smoothed surrogate of the expected loss. The
       estimate is zero when ``λ u`` does not change the MAP state; increase ``lambda_``
-      (or ``num_samples``) if most gradients vanish.
+      (or ``num_samples``) if most gradients vanish. Reverse mode and first order only:
+      the backward rule is not linear in ``u``, so ``jax.jvp`` raises JAX's
+      ``TypeError`` for ``custom_vjp`` functions, and a second derivative (``jax.hessian``,
+      ``jax.grad`` of ``jax.grad``) raises ``NotImplementedError`` rather than
+      returning 0; ``jr.perturb.perturbed`` has derivatives of every order.
     """
     num_samples = _checks.check_int(num_samples, "num_samples")
     _checks.check_temperature(temperature)
@@ -111,6 +138,9 @@ def imle(
     num_gamma_terms = _checks.check_int(num_gamma_terms, "num_gamma_terms")
     if not callable(fn):
         raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
+    shaped = [(a, n) for a, n in ((temperature, "temperature"), (lambda_, "lambda_")) if np.ndim(a)]
+    # Traced τ or λ ≤ 0 (inside jit) poison the output, and through it the gradient.
+    valid = (_checks.traced_valid(temperature), _checks.traced_valid(lambda_))
 
     def solve(theta: jax.Array) -> jax.Array:
         return jnp.asarray(fn(jax.lax.stop_gradient(theta))).astype(theta.dtype)
@@ -130,14 +160,18 @@ def imle(
         theta, eps, lam, zs = res
         zs_target = solve_all(theta - lam * u, eps)
         grad = jnp.mean(zs - zs_target, axis=0) / lam
+        # A NaN upstream gradient (e.g. a poisoned output) makes the whole estimate NaN,
+        # as autodiff would; the finite difference of MAP states would hide it.
+        grad = jnp.where(jnp.any(jnp.isnan(u)), jnp.nan, 1.0).astype(grad.dtype) * grad
+        grad = _first_order_only(grad, theta, u)
         return grad, jnp.zeros_like(eps), jnp.zeros_like(lam)
 
     core.defvjp(core_fwd, core_bwd)
 
     @jax.jit
-    def run(theta: jax.Array, eps: jax.Array) -> jax.Array:
+    def run(theta: jax.Array, eps: jax.Array, lam: jax.Array) -> jax.Array:
         cdt = eps.dtype
-        return core(theta.astype(cdt), eps, jnp.asarray(lambda_, cdt)).astype(theta.dtype)
+        return core(theta.astype(cdt), eps, jnp.asarray(lam, cdt)).astype(theta.dtype)
 
     def g(key: ArrayLike, theta: ArrayLike) -> jax.Array:
         key = _checks.check_key(key)
@@ -148,11 +182,13 @@ def imle(
                 f"`fn` must return a state with the shape of `theta` {arr.shape}, got "
                 f"{getattr(out, 'shape', type(out).__name__)}."
             )
+        for a, name in shaped:
+            _checks.check_broadcasts_to(a, arr.shape, name, "theta")
         cdt = _checks.compute_dtype(arr.dtype)
         shape = (num_samples, *arr.shape)
         eps = _noise(
             noise, key, shape, cdt, k=k, temperature=temperature, num_terms=num_gamma_terms
         )
-        return run(arr, eps)
+        return _checks.poison(run(arr, eps, lambda_), *valid)
 
     return g

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _random
@@ -15,13 +16,18 @@ __all__ = ["perturbed"]
 _NOISES = ("gumbel", "normal")
 
 
-def _noise_and_score(noise: str, key: jax.Array, shape, dtype) -> tuple[jax.Array, jax.Array]:
-    """Standard noise ``Z`` and ``∇ν(Z)``, the gradient of its negative log-density."""
+def _noise(noise: str, key: jax.Array, shape, dtype) -> jax.Array:
+    """Standard noise ``Z`` of the given shape."""
     if noise == "normal":
-        z = jax.random.normal(key, shape, dtype)
-        return z, z  # ν(z) = ‖z‖² / 2 + const
-    z = _random.gumbel(key, shape, dtype)
-    return z, -jnp.expm1(-z)  # ν(z) = z + exp(−z): ∇ν = 1 − exp(−z)
+        return jax.random.normal(key, shape, dtype)
+    return _random.gumbel(key, shape, dtype)
+
+
+def _nu(noise: str, z: jax.Array) -> jax.Array:
+    """``ν(z) = −log(density of Z)`` up to a constant, elementwise."""
+    if noise == "normal":
+        return 0.5 * z * z
+    return z + jnp.exp(-z)
 
 
 def _check_noise(noise: str, allowed: tuple[str, ...]) -> None:
@@ -33,7 +39,7 @@ def perturbed(
     fn: Callable[[jax.Array], ArrayLike],
     *,
     num_samples: int = 100,
-    sigma: float = 0.1,
+    sigma: ArrayLike = 0.1,
     noise: str = "gumbel",
     control_variate: bool = True,
 ) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
@@ -43,84 +49,116 @@ def perturbed(
 
     .. math:: y_\sigma(x) = \mathbb{E}_Z\big[\mathrm{fn}(x + \sigma Z)\big],
 
-    with ``Z`` standard Gumbel or normal noise of the shape of ``x``, and a custom JVP
-    that uses the estimate of its Jacobian (Berthet et al. 2020, Prop. 3.1)
+    with ``Z`` standard Gumbel or normal noise of the shape of ``x``. Its derivatives of
+    every order are the score-function (Stein) estimates of those of ``y_σ``: with
+    ``U = x + σZ`` of density ``p_x(u) ∝ exp(−ν((u − x) / σ))``, ``ν = −log(density of
+    Z)``, the ``k``-th derivative is
 
-    .. math:: J_x y_\sigma(x) = \mathbb{E}_Z\big[(\mathrm{fn}(x + \sigma Z) - b)\,
-              \nabla\nu(Z)^\top\big] / \sigma,
+    .. math:: \partial_x^k y_\sigma(x) = \mathbb{E}_U\big[(\mathrm{fn}(U) - b)\,
+              \partial_x^k p_x(U) / p_x(U)\big],
 
-    where ``ν = −log(density of Z)`` (``∇ν(Z) = Z`` for normal noise, ``1 − e^{−Z}`` for
-    Gumbel) and the baseline ``b = fn(x)`` if ``control_variate`` (it does not change the
-    expectation since ``E[∇ν(Z)] = 0``, and it reduces the variance), else 0. ``fn`` is
-    never differentiated: it may be any solver (arg max, top-k, ranking, shortest path,
-    a Hungarian solver). The same noise is used for the value and the Jacobian, so both
-    estimates are consistent for a given ``key``.
+    computed by ``jax`` from the "magic box" ``exp(log p_x(U) − stop_gradient(log p_x(U)))``
+    (Foerster et al. 2018). At first order this is the Jacobian of Berthet et al. (2020,
+    Prop. 3.1), ``E[(fn(x + σZ) − b) ∇ν(Z)ᵀ] / σ`` (``∇ν(Z) = Z`` for normal noise,
+    ``1 − e^{−Z}`` for Gumbel); at second order ``E[(fn(x + σZ) − b) (∇ν∇νᵀ − ∇²ν)(Z)]
+    / σ²`` (``ZZᵀ − I`` for normal noise). The baseline ``b = fn(x)`` if
+    ``control_variate``, else 0; it does not change any expectation (``E[∂^k p / p] =
+    0``). ``fn`` is never differentiated: it may be any solver (arg max, top-k, ranking,
+    shortest path, a Hungarian solver). The same noise is used for the value and every
+    derivative, so all the estimates are consistent for a given ``key``. Derivatives in
+    ``sigma`` (when it is a traced value) are the score-function estimates too.
 
     With Gumbel noise and ``fn = one-hot arg max``, ``y_σ(x) = softmax(x / σ)`` exactly
-    (in expectation), and the Jacobian estimate is unbiased for its Jacobian.
+    (in expectation), and the derivative estimates are unbiased for its derivatives.
 
     Args:
       fn: solver ``x -> y``, called as ``fn(x)`` on arrays of the shape of ``x`` (it is
         batched over the noise samples with ``jax.vmap``); its output is cast to the
         float dtype of ``x``.
       num_samples: number of Monte Carlo perturbations (a static int ≥ 1).
-      sigma: noise scale σ > 0 (larger is smoother). Not differentiated.
+      sigma: noise scale σ > 0 (larger is smoother): a scalar, or an array that
+        broadcasts to the shape of ``x``. A traced σ ≤ 0 (inside ``jit``) makes the
+        output and its derivatives NaN.
       noise: ``"gumbel"`` or ``"normal"``.
-      control_variate: subtract ``fn(x)`` in the Jacobian estimate (one more call of
+      control_variate: subtract ``fn(x)`` in the derivative estimates (one more call of
         ``fn``). It reduces the variance when most perturbed solutions equal ``fn(x)``
         (small σ, the usual regime); for large σ it can increase it.
     Returns:
       ``g(key, x) -> y``: value ``mean_s fn(x + σ Z_s)``, same dtype as ``x``,
-      differentiable in ``x`` with ``jax.grad``/``jax.jvp``; jit- and vmap-able (vmap it
-      over a batch of ``x`` when ``fn`` solves one problem at a time).
+      differentiable to any order in ``x`` with ``jax.grad``/``jax.jvp``/
+      ``jax.hessian``; jit- and vmap-able (vmap it over a batch of ``x`` when ``fn``
+      solves one problem at a time).
     Examples:
       >>> argmax = lambda x: jax.nn.one_hot(jnp.argmax(x), x.shape[-1])
       >>> g = jr.perturb.perturbed(argmax, num_samples=10_000, sigma=1.0)
       >>> x = jnp.array([1.0, 2.0, 0.5])
       >>> np.allclose(g(jax.random.key(0), x), jax.nn.softmax(x), atol=0.02)
       True
+      >>> sq = jr.perturb.perturbed(lambda v: 0.5 * jnp.sum(v**2), num_samples=100_000,
+      ...                           sigma=0.5, noise="normal")
+      >>> np.allclose(jax.hessian(sq, argnums=1)(jax.random.key(0), x), jnp.eye(3), atol=0.1)
+      True
 
     References:
       Berthet et al., `Learning with Differentiable Perturbed Optimizers
       <https://arxiv.org/abs/2002.08676>`_, 2020.
 
-    .. note:: Both the value and the gradient are unbiased Monte Carlo estimates of the
-      smoothed solver and its Jacobian; their variance falls like ``1 / num_samples`` and
-      the gradient's grows like ``1 / σ²`` as σ → 0.
+      Foerster et al., `DiCE: The Infinitely Differentiable Monte Carlo Estimator
+      <https://arxiv.org/abs/1802.05098>`_, 2018.
+
+    .. note:: The value and every derivative are unbiased Monte Carlo estimates of the
+      smoothed solver and its derivatives; their variance falls like ``1 / num_samples``,
+      and that of the ``k``-th derivative grows like ``1 / σ^{2k}`` as σ → 0.
     """
     num_samples = _checks.check_int(num_samples, "num_samples")
     _checks.check_positive(sigma, "sigma")
     _check_noise(noise, _NOISES)
     if not callable(fn):
         raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
+    sigma_shape = tuple(np.shape(sigma))
+    sigma_valid = _checks.traced_valid(sigma)  # None for a concrete σ (checked above)
 
     def solve(x: jax.Array) -> jax.Array:
         return jnp.asarray(fn(jax.lax.stop_gradient(x))).astype(x.dtype)
 
-    def solve_perturbed(x, z, s):
-        return jax.vmap(solve)(x[None] + s * z)
+    def boxed(x, s, z):
+        # The estimator of every derivative order (the docstring's formula).
+        x0, s0 = jax.lax.stop_gradient(x), jax.lax.stop_gradient(s)
+        ys = jax.vmap(solve)(x0[None] + s0 * z)  # fn never sees a differentiable input
+        # (U − x) / σ for the fixed perturbed point U = x0 + σ0 Z, written so that its
+        # value is exactly Z while its derivatives in (x, σ) are those of (U − x) / σ.
+        z_x = z + ((x0 - x)[None] + (s0 - s) * z) / s
+        log_p = -jnp.sum(_nu(noise, z_x), axis=tuple(range(1, z.ndim)))
+        log_p = log_p - jnp.sum(jnp.broadcast_to(jnp.log(s), x.shape))  # density of U
+        # expm1(log p − stop_gradient(log p)) is exactly 0, and its derivatives of every
+        # order are those of the density ratio p_x(U) / p_{x0}(U) at x0.
+        box = jnp.expm1(log_p - jax.lax.stop_gradient(log_p))
+        base = ys - solve(x0)[None] if control_variate else ys
+        return jnp.mean(ys, axis=0) + jnp.tensordot(box, base, axes=(0, 0)) / num_samples
 
+    # The value alone needs only the mean of the solutions: the estimator above is
+    # built (and differentiated, to any order) only when a derivative is taken.
     @jax.custom_jvp
-    def smoothed(x, z, score, s):
-        return jnp.mean(solve_perturbed(x, z, s), axis=0)
+    def smoothed(x, s, z):
+        return jnp.mean(jax.vmap(solve)(x[None] + s * z), axis=0)
 
     @smoothed.defjvp
-    def smoothed_jvp(primals, tangents):
-        x, z, score, s = primals
-        tx = tangents[0]  # z, score and σ are not differentiated
-        ys = solve_perturbed(x, z, s)
-        base = ys - solve(x)[None] if control_variate else ys
-        event_axes = tuple(range(1, score.ndim))
-        weights = jnp.sum(score * tx[None], axis=event_axes) / (s * num_samples)
-        return jnp.mean(ys, axis=0), jnp.tensordot(weights, base, axes=(0, 0))
+    def _smoothed_jvp(primals, tangents):
+        x, s, z = primals
+        tx, ts, _ = tangents  # the noise is not differentiated
+        return jax.jvp(lambda x, s: boxed(x, s, z), (x, s), (tx, ts))
 
     @jax.jit
-    def run(key: jax.Array, x: jax.Array) -> jax.Array:
+    def run(key: jax.Array, x: jax.Array, s: jax.Array) -> jax.Array:
         cdt = _checks.compute_dtype(x.dtype)
-        z, score = _noise_and_score(noise, key, (num_samples, *x.shape), cdt)
-        return smoothed(x.astype(cdt), z, score, jnp.asarray(sigma, cdt)).astype(x.dtype)
+        z = _noise(noise, key, (num_samples, *x.shape), cdt)
+        return smoothed(x.astype(cdt), jnp.asarray(s, cdt), z).astype(x.dtype)
 
     def g(key: ArrayLike, x: ArrayLike) -> jax.Array:
-        return run(_checks.check_key(key), _checks.as_float_array(x, "x"))
+        key = _checks.check_key(key)
+        arr = _checks.as_float_array(x, "x")
+        if sigma_shape:
+            _checks.check_broadcasts_to(sigma, arr.shape, "sigma", "x")
+        return _checks.poison(run(key, arr, sigma), sigma_valid)
 
     return g

@@ -30,7 +30,7 @@ from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 
-__all__ = ["Family", "Reparam", "normal"]
+__all__ = ["Family", "Reparam", "check_x_shape", "normal", "support_where"]
 
 Params = dict[str, jax.Array]
 
@@ -109,6 +109,13 @@ class Reparam:
     parameters. The parameters are the pytree leaves (accessible as attributes, e.g.
     ``d.loc``, or as the dict ``d.params``); the family is static, so a ``Reparam`` can
     be returned from / passed into ``jax.jit`` and ``jax.vmap`` and differentiated.
+
+    Parameters are checked at construction: concrete invalid values (``scale <= 0``,
+    ``temperature <= 0``, ``low >= high``, shapes that do not broadcast together, an
+    empty event axis) raise a ``ValueError`` naming the argument. A *traced* invalid
+    value (inside ``jit``, ``vmap`` or ``grad``) cannot raise; it makes every
+    parameter NaN instead, so samples, ``log_prob`` and their gradients are NaN (as
+    ``jax.random`` does for invalid parameters), never a plausible-looking answer.
 
     Attributes:
       event_ndim: number of trailing event axes of a sample (0 for scalar families).
@@ -213,10 +220,56 @@ class Reparam:
     def log_prob(self, x: ArrayLike) -> jax.Array:
         """Log density (log mass for ``gumbel_max``) of ``x``, summed over event axes.
 
-        Returns an array of shape ``broadcast(x.shape[:-event_ndim], batch_shape)``
-        in the distribution's dtype.
+        ``x`` has shape ``sample_shape + batch_shape + event_shape``: its trailing
+        ``event_ndim`` axes equal ``event_shape`` exactly, and the batch axes before them
+        line up with ``batch_shape`` from the right, each equal or of size 1 (missing
+        leading batch axes broadcast too); any axes before those are sample axes.
+
+        Returns:
+          An array of shape ``sample_shape + batch_shape`` in the distribution's dtype.
+        Raises:
+          ValueError: naming ``x``, its shape and the expected shape, if ``x`` does not
+            fit (a wrong event width, or a batch axis that differs from the
+            distribution's and is not 1): never a silently broadcast answer.
         """
-        return _log_prob(self._family, self._params, _checks.as_float_array(x, "x"))
+        x = _checks.as_float_array(x, "x")
+        batch, event = self._family.shapes(self._params)
+        check_x_shape(x.shape, tuple(batch), tuple(event), self._family.name)
+        return _log_prob(self._family, self._params, x)
+
+
+def check_x_shape(
+    shape: tuple[int, ...], batch: tuple[int, ...], event: tuple[int, ...], name: str
+) -> None:
+    """Raises ValueError naming ``x`` unless ``shape`` is ``sample_shape + batch + event``
+    up to size-1 (or missing leading) batch axes.
+
+    Deliberately stricter than TFP / PyTorch, which broadcast ``x`` against the batch
+    freely (a size-1 *batch* axis of the distribution against an ``x`` axis of size n):
+    here the distribution's batch axes are never enlarged by ``x``, so a mismatched ``x``
+    is an error instead of a silently broadcast answer.
+    """
+    n_ev = len(event)
+    x_ev = shape[len(shape) - n_ev :] if n_ev else ()
+    x_b = shape[: len(shape) - n_ev]
+    ok = len(shape) >= n_ev and tuple(x_ev) == tuple(event)
+    ok = ok and all(xd in (bd, 1) for xd, bd in zip(x_b[::-1], batch[::-1]))
+    if not ok:
+        raise ValueError(
+            f"`x` with shape {tuple(shape)} does not fit the {name} distribution: expected "
+            f"shape sample_shape + {tuple(batch) + tuple(event)} (batch_shape {tuple(batch)}, "
+            f"event_shape {tuple(event)}; a batch axis of `x` may be 1 or missing)."
+        )
+
+
+def support_where(inside: jax.Array, lp: jax.Array) -> jax.Array:
+    """``lp`` inside the support, ``-inf`` outside, and NaN wherever ``lp`` is NaN.
+
+    ``lp`` is computed at a safe point outside the support, so it is NaN there only
+    when a parameter is NaN (a poisoned traced invalid parameter, or a NaN parameter
+    from the user): the density is then NaN everywhere, never a plausible ``-inf``.
+    """
+    return jnp.where(inside | jnp.isnan(lp), lp, -jnp.inf)
 
 
 # Each method body is one jitted function (static family): eager use dispatches one
@@ -297,5 +350,6 @@ def normal(loc: ArrayLike, scale: ArrayLike) -> Reparam:
       <https://arxiv.org/abs/1312.6114>`_, 2014.
     """
     _checks.check_positive(scale, "scale")
+    _checks.check_broadcast_together(("loc", loc), ("scale", scale))
     params, _ = float_params(loc=loc, scale=scale)
-    return Reparam(NORMAL, params)
+    return _checks.poison(Reparam(NORMAL, params), _checks.traced_valid(scale))

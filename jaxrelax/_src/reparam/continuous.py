@@ -24,6 +24,7 @@ from jaxrelax._src.reparam.base import (
     elementwise_shapes,
     float_params,
     standard_normal_noise,
+    support_where,
 )
 
 __all__ = [
@@ -111,8 +112,27 @@ CAUCHY = _location_scale(
 
 def _loc_scale_ctor(family: Family, loc: ArrayLike, scale: ArrayLike) -> Reparam:
     _checks.check_positive(scale, "scale")
+    _checks.check_broadcast_together(("loc", loc), ("scale", scale))
     params, _ = float_params(loc=loc, scale=scale)
-    return Reparam(family, params)
+    return _checks.poison(Reparam(family, params), _checks.traced_valid(scale))
+
+
+def _traced_less(low: ArrayLike, high: ArrayLike) -> jax.Array | None:
+    """A traced bool ``all(low < high)`` (False for NaN) when either is traced, else None
+    (concrete bounds are checked by ``check_less`` at trace time)."""
+    if _checks.concrete_value(low) is not None and _checks.concrete_value(high) is not None:
+        return None
+    return jnp.all(jnp.asarray(low) < jnp.asarray(high))
+
+
+def _traced_cholesky_valid(tril: ArrayLike) -> jax.Array | None:
+    """A traced bool: ``tril`` is lower triangular with a positive diagonal; None when
+    concrete (``check_lower_triangular`` has checked it at trace time)."""
+    if _checks.concrete_value(tril) is not None:
+        return None
+    t = jnp.asarray(tril)
+    diag = jnp.diagonal(t, axis1=-2, axis2=-1)
+    return jnp.all(diag > 0) & jnp.all(jnp.triu(t, 1) == 0)
 
 
 def laplace(loc: ArrayLike, scale: ArrayLike) -> Reparam:
@@ -183,7 +203,7 @@ def cauchy(loc: ArrayLike, scale: ArrayLike) -> Reparam:
 def _lognormal_log_prob(p: Params, x: jax.Array) -> jax.Array:
     logx = _safe_log(x)
     lp = NORMAL.log_prob(p, logx) - logx
-    return jnp.where(x > 0, lp, -jnp.inf)
+    return support_where(x > 0, lp)
 
 
 LOGNORMAL = Family(
@@ -223,7 +243,7 @@ EXPONENTIAL = Family(
     shapes=elementwise_shapes,
     noise=_exponential_noise,
     transform=lambda p, eps: eps / p["rate"],
-    log_prob=lambda p, x: jnp.where(x >= 0, jnp.log(p["rate"]) - p["rate"] * x, -jnp.inf),
+    log_prob=lambda p, x: support_where(x >= 0, jnp.log(p["rate"]) - p["rate"] * x),
     noise_doc="e = -log u ~ Exp(1), u ~ U(0, 1)",
 )
 
@@ -244,7 +264,7 @@ def exponential(rate: ArrayLike) -> Reparam:
     """
     _checks.check_positive(rate, "rate")
     params, _ = float_params(rate=rate)
-    return Reparam(EXPONENTIAL, params)
+    return _checks.poison(Reparam(EXPONENTIAL, params), _checks.traced_valid(rate))
 
 
 # ---------------------------------------------------------------------------------
@@ -252,7 +272,7 @@ def exponential(rate: ArrayLike) -> Reparam:
 # ---------------------------------------------------------------------------------
 def _uniform_log_prob(p: Params, x: jax.Array) -> jax.Array:
     inside = (x >= p["low"]) & (x <= p["high"])
-    return jnp.where(inside, -jnp.log(p["high"] - p["low"]), -jnp.inf)
+    return support_where(inside, -jnp.log(p["high"] - p["low"]))
 
 
 UNIFORM = Family(
@@ -279,9 +299,10 @@ def uniform(low: ArrayLike, high: ArrayLike) -> Reparam:
       >>> float(jr.reparam.uniform(1.0, 3.0).transform(jnp.array(0.25)))
       1.5
     """
+    _checks.check_broadcast_together(("low", low), ("high", high))
     _checks.check_less(low, high, "low", "high")
     params, _ = float_params(low=low, high=high)
-    return Reparam(UNIFORM, params)
+    return _checks.poison(Reparam(UNIFORM, params), _traced_less(low, high))
 
 
 # ---------------------------------------------------------------------------------
@@ -300,7 +321,7 @@ def _kumaraswamy_log_prob(p: Params, x: jax.Array) -> jax.Array:
     xs = jnp.where(inside, x, 0.5)
     logx = jnp.log(xs)
     lp = jnp.log(a) + jnp.log(b) + (a - 1) * logx + (b - 1) * jnp.log(-jnp.expm1(a * logx))
-    return jnp.where(inside, lp, -jnp.inf)
+    return support_where(inside, lp)
 
 
 KUMARASWAMY = Family(
@@ -338,8 +359,10 @@ def kumaraswamy(a: ArrayLike, b: ArrayLike) -> Reparam:
     """
     _checks.check_positive(a, "a")
     _checks.check_positive(b, "b")
+    _checks.check_broadcast_together(("a", a), ("b", b))
     params, _ = float_params(a=a, b=b)
-    return Reparam(KUMARASWAMY, params)
+    flags = (_checks.traced_valid(a), _checks.traced_valid(b))
+    return _checks.poison(Reparam(KUMARASWAMY, params), *flags)
 
 
 # ---------------------------------------------------------------------------------
@@ -397,9 +420,17 @@ def multivariate_normal(loc: ArrayLike, scale_tril: ArrayLike) -> Reparam:
     loc_a, tril = params["loc"], params["scale_tril"]
     if loc_a.ndim < 1:
         raise ValueError("`loc` must have an event axis: shape [..., d], got a scalar.")
+    _checks.check_event_nonempty(loc_a.shape, loc_a.ndim - 1, "loc")
     if tril.ndim < 2 or tril.shape[-1] != tril.shape[-2] or tril.shape[-1] != loc_a.shape[-1]:
         raise ValueError(
             f"`scale_tril` must have shape [..., d, d] with d = loc.shape[-1] = "
             f"{loc_a.shape[-1]}, got {tril.shape}."
         )
-    return Reparam(MULTIVARIATE_NORMAL, params)
+    try:
+        jnp.broadcast_shapes(loc_a.shape[:-1], tril.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"batch shapes do not broadcast together: `loc` {loc_a.shape} (batch "
+            f"{loc_a.shape[:-1]}), `scale_tril` {tril.shape} (batch {tril.shape[:-2]})."
+        ) from None
+    return _checks.poison(Reparam(MULTIVARIATE_NORMAL, params), _traced_cholesky_valid(scale_tril))

@@ -22,7 +22,14 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
-from jaxrelax._src.reparam.base import Family, Params, Reparam, elementwise_shapes, float_params
+from jaxrelax._src.reparam.base import (
+    Family,
+    Params,
+    Reparam,
+    elementwise_shapes,
+    float_params,
+    support_where,
+)
 
 __all__ = ["beta", "dirichlet", "gamma"]
 
@@ -57,7 +64,7 @@ def _gamma_log_prob(p: Params, x: jax.Array) -> jax.Array:
     a, r = p["concentration"], p["rate"]
     xs = jnp.where(x > 0, x, 1.0)
     lp = a * jnp.log(r) + (a - 1) * jnp.log(xs) - r * xs - jax.scipy.special.gammaln(a)
-    return jnp.where(x > 0, lp, -jnp.inf)
+    return support_where(x > 0, lp)
 
 
 GAMMA = Family(
@@ -101,8 +108,10 @@ def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
     """
     _checks.check_positive(concentration, "concentration")
     _checks.check_positive(rate, "rate")
+    _checks.check_broadcast_together(("concentration", concentration), ("rate", rate))
     params, _ = float_params(concentration=concentration, rate=rate)
-    return Reparam(GAMMA, params)
+    flags = (_checks.traced_valid(concentration), _checks.traced_valid(rate))
+    return _checks.poison(Reparam(GAMMA, params), *flags)
 
 
 # ---------------------------------------------------------------------------------
@@ -119,7 +128,7 @@ def _beta_log_prob(p: Params, x: jax.Array) -> jax.Array:
     inside = (x > 0) & (x < 1)
     xs = jnp.where(inside, x, 0.5)
     lp = (a - 1) * jnp.log(xs) + (b - 1) * jnp.log1p(-xs) - jax.scipy.special.betaln(a, b)
-    return jnp.where(inside, lp, -jnp.inf)
+    return support_where(inside, lp)
 
 
 BETA = Family(
@@ -153,8 +162,10 @@ def beta(a: ArrayLike, b: ArrayLike) -> Reparam:
     """
     _checks.check_positive(a, "a")
     _checks.check_positive(b, "b")
+    _checks.check_broadcast_together(("a", a), ("b", b))
     params, _ = float_params(a=a, b=b)
-    return Reparam(BETA, params)
+    flags = (_checks.traced_valid(a), _checks.traced_valid(b))
+    return _checks.poison(Reparam(BETA, params), *flags)
 
 
 # ---------------------------------------------------------------------------------
@@ -166,7 +177,7 @@ def _dirichlet_log_prob(p: Params, x: jax.Array) -> jax.Array:
     xs = jnp.where(x > 0, x, 1.0)
     norm = jax.scipy.special.gammaln(jnp.sum(c, -1)) - jnp.sum(jax.scipy.special.gammaln(c), -1)
     lp = jnp.sum((c - 1) * jnp.log(xs), axis=-1) + norm
-    return jnp.where(inside, lp, -jnp.inf)
+    return support_where(inside, lp)
 
 
 DIRICHLET = Family(
@@ -201,4 +212,5 @@ def dirichlet(concentration: ArrayLike) -> Reparam:
     params, _ = float_params(concentration=concentration)
     c = params["concentration"]
     _checks.check_axis(-1, c.ndim, arg="concentration")
-    return Reparam(DIRICHLET, params)
+    _checks.check_event_nonempty(c.shape, c.ndim - 1, "concentration")
+    return _checks.poison(Reparam(DIRICHLET, params), _checks.traced_valid(concentration))

@@ -58,7 +58,8 @@ def gumbel_sinkhorn(
     Args:
       key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``.
       log_alpha: [..., n, n] scores (leading axes are batch axes); any float dtype (kept).
-      temperature: T > 0.
+      temperature: T > 0; a scalar or an array that broadcasts to ``log_alpha``'s shape.
+        Concrete values ``<= 0`` raise; a traced invalid value makes the output NaN.
       num_iters: number of Sinkhorn rounds (a static int ≥ 1).
       hard: return the exact permutation matrix with the relaxed gradient.
     Returns:
@@ -82,9 +83,11 @@ def gumbel_sinkhorn(
     num_iters = _checks.check_int(num_iters, "num_iters")
     arr = _checks.as_float_array(log_alpha, "log_alpha")
     _checks.check_square(arr, "log_alpha")
+    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "log_alpha")
+    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "log_alpha")
     cdt = _checks.compute_dtype(arr.dtype)
     scores = arr.astype(cdt) + _random.gumbel(key, arr.shape, cdt)
     p = jnp.exp(_sinkhorn_log(scores, temperature, num_iters))
     if hard:
         p = straight_through(_assignment_matrix(scores), p)
-    return p.astype(arr.dtype)
+    return _checks.poison(p.astype(arr.dtype), _checks.traced_valid(temperature))

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _random
-from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params
+from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params, support_where
 from jaxrelax._src.soft.basic import _softmax
 from jaxrelax._src.st.basic import one_hot_argmax
 
@@ -43,6 +43,21 @@ def _categorical_shapes(p: Params):
 
 def _check_logits(logits: jax.Array) -> None:
     _checks.check_axis(-1, logits.ndim, arg="logits")
+    _checks.check_event_nonempty(logits.shape, logits.ndim - 1, "logits")
+
+
+def _check_temperature_batch(temperature: ArrayLike, logits: jax.Array) -> None:
+    """``temperature`` must broadcast with the batch shape ``logits.shape[:-1]`` (it may
+    enlarge the batch, as in TFP: logits (3,) with temperatures (2,) is a batch of 2)."""
+    tshape = tuple(jnp.shape(temperature))
+    try:
+        jnp.broadcast_shapes(logits.shape[:-1], tshape)
+    except ValueError:
+        raise ValueError(
+            f"`temperature` with shape {tshape} does not broadcast against the batch shape "
+            f"{logits.shape[:-1]} of `logits` with shape {logits.shape} (temperature is one "
+            f"per distribution, broadcast against logits.shape[:-1])."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------
@@ -100,7 +115,8 @@ def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
 
     Args:
       logits: [..., K] unnormalised log-probabilities.
-      temperature: ``λ > 0``; scalar or broadcastable against ``logits.shape[:-1]``.
+      temperature: ``λ > 0``; scalar or broadcastable with ``logits.shape[:-1]`` (one per
+        distribution; it may enlarge the batch, as in TFP).
     Returns:
       A :class:`Reparam` with ``event_ndim = 1`` whose samples lie on the simplex.
     Examples:
@@ -117,7 +133,8 @@ def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     _checks.check_temperature(temperature)
     params, _ = float_params(logits=logits, temperature=temperature)
     _check_logits(params["logits"])
-    return Reparam(CONCRETE, params)
+    _check_temperature_batch(temperature, params["logits"])
+    return _checks.poison(Reparam(CONCRETE, params), _checks.traced_valid(temperature))
 
 
 # ---------------------------------------------------------------------------------
@@ -133,7 +150,7 @@ def _binary_concrete_log_prob(p: Params, y: jax.Array) -> jax.Array:
     au = jnp.abs(u)  # the logistic density is symmetric; |u| keeps ±inf logits NaN-free
     log_pz = jnp.log(t) - au - 2.0 * jax.nn.softplus(-au)
     lp = log_pz - logy - log1my
-    return jnp.where((y >= 0) & (y <= 1), lp, -jnp.inf)
+    return support_where((y >= 0) & (y <= 1), lp)
 
 
 BINARY_CONCRETE = Family(
@@ -172,8 +189,9 @@ def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
       2017.
     """
     _checks.check_temperature(temperature)
+    _checks.check_broadcast_together(("logits", logits), ("temperature", temperature))
     params, _ = float_params(logits=logits, temperature=temperature)
-    return Reparam(BINARY_CONCRETE, params)
+    return _checks.poison(Reparam(BINARY_CONCRETE, params), _checks.traced_valid(temperature))
 
 
 # ---------------------------------------------------------------------------------

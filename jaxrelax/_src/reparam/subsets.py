@@ -21,6 +21,7 @@ def _prepare(key, logits, k, axis):
     key = _checks.check_key(key)
     arr = _checks.as_float_array(logits, "logits")
     axis = _checks.check_axis(axis, arr.ndim, arg="logits")
+    _checks.check_event_nonempty(arr.shape, axis, "logits")
     k = _checks.check_int(k, "k", maximum=arr.shape[axis])
     cdt = _checks.compute_dtype(arr.dtype)
     x = jnp.moveaxis(arr.astype(cdt), axis, -1)
@@ -132,7 +133,8 @@ def relaxed_topk(
       key: a ``jax.random.key`` or legacy ``jax.random.PRNGKey``.
       logits: [..., n] unnormalised log-probabilities; any float dtype (kept).
       k: subset size, a static int with ``1 ≤ k ≤ n``.
-      temperature: T > 0.
+      temperature: T > 0; a scalar or an array that broadcasts to ``logits``' shape.
+        Concrete values ``<= 0`` raise; a traced invalid value makes the output NaN.
       hard: return the exact k-hot sample with the relaxed gradient.
       axis: the event axis.
     Returns:
@@ -155,7 +157,12 @@ def relaxed_topk(
     """
     _checks.check_temperature(temperature)
     arr, axis, k, perturbed = _prepare(key, logits, k, axis)
-    y = _successive_softmax(perturbed, temperature, k)
+    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "logits")
+    t = temperature
+    if jnp.ndim(t) > 0:  # elementwise temperatures follow the event axis to the end
+        t = jnp.moveaxis(jnp.broadcast_to(jnp.asarray(t), arr.shape), axis, -1)
+    y = _successive_softmax(perturbed, t, k)
     if hard:
         y = straight_through(_k_hot(perturbed, k), y)
-    return jnp.moveaxis(y, -1, axis).astype(arr.dtype)
+    out = jnp.moveaxis(y, -1, axis).astype(arr.dtype)
+    return _checks.poison(out, _checks.traced_valid(temperature))

@@ -3,6 +3,17 @@
 Every function divides by the temperature *after* subtracting the maximum, so very
 low temperatures and huge logits stay finite, and computes in float32 for half
 precision inputs (the output keeps the input dtype).
+
+Arguments. ``temperature`` (and ``delta`` in :func:`huber`) is a Python float or an array
+that broadcasts to the shape of ``x`` without enlarging it: a scalar, a per-row ``[..., 1]``
+temperature, or one per entry. Any other shape is a ``ValueError`` naming both arguments
+and their shapes. A concrete value ``<= 0`` (or NaN) is a ``ValueError``; a *traced* one
+(inside ``jit``) makes the whole output NaN, and so every gradient through it.
+
+Shapes. The reductions (:func:`softmax`, :func:`argmax`, :func:`argmax_index`,
+:func:`max`) need a non-empty event axis (``ValueError`` naming ``x``); an empty batch
+axis gives an empty result. The elementwise maps return an empty output for an empty
+input.
 """
 
 from __future__ import annotations
@@ -43,11 +54,37 @@ def _softmax(x: jax.Array, temperature: ArrayLike, axis: int) -> jax.Array:
     return jnp.where(all_masked, 0.0, p)
 
 
+def _check_param(
+    value: ArrayLike, shape: tuple[int, ...], name: str, target: str = "x"
+) -> jax.Array | None:
+    """Checks a positive parameter (a temperature, ``delta``) against ``target``'s shape.
+
+    Concrete values: ValueError (``<= 0``, NaN, or a shape that does not broadcast to
+    ``shape``). Returns the traced validity flag for :func:`_checks.poison` (None when
+    the value is concrete). A valid Python number is accepted at once (no per-call
+    overhead on the hot path); anything else goes through the shared checks.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return None  # False for NaN; inf is accepted, as by check_positive
+    _checks.check_positive(value, name)
+    _checks.check_broadcasts_to(value, shape, name, target)
+    return _checks.traced_valid(value)
+
+
 def _prepare(x: ArrayLike, temperature: ArrayLike, axis: int, name: str = "x"):
-    _checks.check_temperature(temperature)
+    """Checks a reduction's input; returns ``(x, x in the compute dtype, axis, flag)``."""
     arr = _checks.as_float_array(x, name)
     axis = _checks.check_axis(axis, arr.ndim, arg=name)
-    return arr, arr.astype(_checks.compute_dtype(arr.dtype)), axis
+    _checks.check_event_nonempty(arr.shape, axis, name)
+    ok = _check_param(temperature, arr.shape, "temperature", name)
+    return arr, arr.astype(_checks.compute_dtype(arr.dtype)), axis, ok
+
+
+def _prepare_elementwise(x: ArrayLike, value: ArrayLike, name: str = "temperature"):
+    """Checks an elementwise map's input; returns ``(x, x in the compute dtype, flag)``."""
+    arr = _checks.as_float_array(x)
+    ok = _check_param(value, arr.shape, name)
+    return arr, arr.astype(_checks.compute_dtype(arr.dtype)), ok
 
 
 def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
@@ -62,8 +99,9 @@ def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.A
 
     Args:
       x: [..., K] logits; any float dtype (kept).
-      temperature: T > 0; a Python float or a (possibly traced) array broadcastable
-        against ``x`` with the event axis kept (e.g. shape [..., 1]).
+      temperature: T > 0; a Python float or a (possibly traced) array that broadcasts to
+        ``x`` without enlarging it: per row (shape [..., 1]) or per entry. A traced
+        T <= 0 makes the output NaN.
       axis: the event axis.
     Returns:
       Probabilities with the shape and dtype of ``x``.
@@ -72,8 +110,8 @@ def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.A
       >>> jr.soft.softmax(jnp.array([1.1, 4.0, -0.1, 2.3]), temperature=0.8).round(3)
       Array([0.023, 0.868, 0.005, 0.104], dtype=float32)
     """
-    arr, xc, axis = _prepare(x, temperature, axis)
-    return _softmax(xc, temperature, axis).astype(arr.dtype)
+    arr, xc, axis, ok = _prepare(x, temperature, axis)
+    return _checks.poison(_softmax(xc, temperature, axis).astype(arr.dtype), ok)
 
 
 def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
@@ -81,7 +119,7 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
 
     Args:
       x: [..., K] scores.
-      temperature: T > 0.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis.
     Returns:
       [..., K] relaxed one-hot vector, same dtype as ``x``.
@@ -100,7 +138,7 @@ def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> 
 
     Args:
       x: [..., K] scores.
-      temperature: T > 0.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis (removed from the output).
     Returns:
       [...] soft indices, same dtype as ``x``. A fully masked row gives 0.
@@ -108,12 +146,12 @@ def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> 
       >>> jr.soft.argmax_index(jnp.array([1.1, 4.0, -0.1, 2.3])).round(4)
       Array(1.2606, dtype=float32)
     """
-    arr, xc, axis = _prepare(x, temperature, axis)
+    arr, xc, axis, ok = _prepare(x, temperature, axis)
     p = _softmax(xc, temperature, axis)
     shape = [1] * xc.ndim
     shape[axis] = xc.shape[axis]
     idx = jnp.arange(xc.shape[axis], dtype=xc.dtype).reshape(shape)
-    return jnp.sum(p * idx, axis=axis).astype(arr.dtype)
+    return _checks.poison(jnp.sum(p * idx, axis=axis).astype(arr.dtype), ok)
 
 
 def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
@@ -124,7 +162,7 @@ def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array
 
     Args:
       x: [..., K] values.
-      temperature: T > 0.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis (removed from the output).
     Returns:
       [...] soft maxima, same dtype as ``x``. A fully masked row gives 0.
@@ -132,10 +170,10 @@ def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array
       >>> jr.soft.max(jnp.array([1.1, 4.0, -0.1, 2.3])).round(3)
       Array(3.571, dtype=float32)
     """
-    arr, xc, axis = _prepare(x, temperature, axis)
+    arr, xc, axis, ok = _prepare(x, temperature, axis)
     p = _softmax(xc, temperature, axis)
     x_safe = jnp.where(jnp.isneginf(xc), 0.0, xc)
-    return jnp.sum(p * x_safe, axis=axis).astype(arr.dtype)
+    return _checks.poison(jnp.sum(p * x_safe, axis=axis).astype(arr.dtype), ok)
 
 
 def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
@@ -147,16 +185,14 @@ def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
 
     Args:
       x: any-shape input (elementwise).
-      temperature: T > 0.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``).
     Returns:
       Same shape and dtype as ``x``.
     Examples:
       >>> jr.soft.relu(jnp.array([-1.0, 0.0, 1.0]), temperature=0.1).round(4)
       Array([0.    , 0.0693, 1.    ], dtype=float32)
     """
-    _checks.check_temperature(temperature)
-    arr = _checks.as_float_array(x)
-    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    arr, xc, ok = _prepare_elementwise(x, temperature)
     t = jnp.asarray(temperature, xc.dtype)
     # Two analytic branches of the same function, each evaluated only where it cannot
     # overflow (double-where, so the unselected branch has a finite gradient too).
@@ -164,7 +200,7 @@ def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     x_pos = jnp.where(pos, xc, 0.0)
     x_neg = jnp.where(pos, 0.0, xc)
     out = jnp.where(pos, x_pos + t * jax.nn.softplus(-x_pos / t), t * jax.nn.softplus(x_neg / t))
-    return out.astype(arr.dtype)
+    return _checks.poison(out.astype(arr.dtype), ok)
 
 
 def huber(x: ArrayLike, delta: ArrayLike = 1.0) -> jax.Array:
@@ -175,16 +211,16 @@ def huber(x: ArrayLike, delta: ArrayLike = 1.0) -> jax.Array:
 
     Args:
       x: any-shape residuals.
-      delta: δ > 0, where the quadratic becomes linear.
+      delta: δ > 0, where the quadratic becomes linear (a float, or an array
+        broadcasting to ``x``).
     Returns:
       Same shape and dtype as ``x``.
     Examples:
       >>> jr.soft.huber(jnp.array([-3.0, 0.5, 2.0]))
       Array([2.5  , 0.125, 1.5  ], dtype=float32)
     """
-    _checks.check_positive(delta, "delta")
-    arr = _checks.as_float_array(x)
-    return optax.losses.huber_loss(arr, delta=delta).astype(arr.dtype)
+    arr, _, ok = _prepare_elementwise(x, delta, "delta")
+    return _checks.poison(optax.losses.huber_loss(arr, delta=delta).astype(arr.dtype), ok)
 
 
 def step(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
@@ -192,17 +228,17 @@ def step(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
 
     Args:
       x: any-shape input (elementwise).
-      temperature: T > 0; T → 0 gives the step function (0.5 at 0).
+      temperature: T > 0 (a float, or an array broadcasting to ``x``); T → 0 gives the
+        step function (0.5 at 0).
     Returns:
       Values in [0, 1], same shape and dtype as ``x``.
     Examples:
       >>> jr.soft.step(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
       Array([0.1192, 0.5   , 0.8808], dtype=float32)
     """
-    _checks.check_temperature(temperature)
-    arr = _checks.as_float_array(x)
-    xc = arr.astype(_checks.compute_dtype(arr.dtype))
-    return jax.nn.sigmoid(xc / jnp.asarray(temperature, xc.dtype)).astype(arr.dtype)
+    arr, xc, ok = _prepare_elementwise(x, temperature)
+    out = jax.nn.sigmoid(xc / jnp.asarray(temperature, xc.dtype))
+    return _checks.poison(out.astype(arr.dtype), ok)
 
 
 def sign(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
@@ -210,17 +246,16 @@ def sign(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
 
     Args:
       x: any-shape input (elementwise).
-      temperature: T > 0; T → 0 gives ``sign(x)``.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``); T → 0 gives ``sign(x)``.
     Returns:
       Values in [-1, 1], same shape and dtype as ``x``.
     Examples:
       >>> jr.soft.sign(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
       Array([-0.964,  0.   ,  0.964], dtype=float32)
     """
-    _checks.check_temperature(temperature)
-    arr = _checks.as_float_array(x)
-    xc = arr.astype(_checks.compute_dtype(arr.dtype))
-    return jnp.tanh(xc / jnp.asarray(temperature, xc.dtype)).astype(arr.dtype)
+    arr, xc, ok = _prepare_elementwise(x, temperature)
+    out = jnp.tanh(xc / jnp.asarray(temperature, xc.dtype))
+    return _checks.poison(out.astype(arr.dtype), ok)
 
 
 def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
@@ -238,18 +273,17 @@ def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
 
     Args:
       x: any-shape input (elementwise).
-      temperature: T > 0.
+      temperature: T > 0 (a float, or an array broadcasting to ``x``).
     Returns:
       Same shape and dtype as ``x``.
     Examples:
       >>> jr.soft.round(jnp.array([0.2, 0.5, 1.8]), temperature=0.05).round(3)
       Array([0.002, 0.5  , 1.998], dtype=float32)
     """
-    _checks.check_temperature(temperature)
-    arr = _checks.as_float_array(x)
-    xc = arr.astype(_checks.compute_dtype(arr.dtype))
+    arr, xc, ok = _prepare_elementwise(x, temperature)
     t = jnp.asarray(temperature, xc.dtype)
     n = jax.lax.stop_gradient(jnp.floor(xc))
-    u = xc - n
+    # ±inf rounds to itself (u = 0 there, not inf − inf = NaN), with zero gradient.
+    u = jnp.where(jnp.isfinite(xc), xc - n, 0.0)
     frac = 0.5 + 0.5 * jnp.tanh((u - 0.5) / (2.0 * t)) / jnp.tanh(0.25 / t)
-    return (n + frac).astype(arr.dtype)
+    return _checks.poison((n + frac).astype(arr.dtype), ok)

@@ -26,6 +26,17 @@ def _safe_logsumexp(x: jax.Array, axis: int, empty: float = 0.0) -> jax.Array:
     return jnp.where(ok, jnp.log(jnp.where(ok, s, 1.0)) + m, empty)
 
 
+def _check_temperature(temperature: ArrayLike, shape: tuple[int, ...]) -> jax.Array | None:
+    """Concrete: ValueError (``<= 0``, NaN, or not broadcasting to ``log_alpha``'s
+    ``shape``); returns the traced validity flag for :func:`_checks.poison`, or None."""
+    t = temperature
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0:
+        return None  # a valid Python number: no per-call overhead
+    _checks.check_temperature(t)
+    _checks.check_broadcasts_to(t, shape, "temperature", "log_alpha")
+    return _checks.traced_valid(t)
+
+
 @functools.partial(jax.jit, static_argnums=2)
 def _sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -> jax.Array:
     """``num_iters`` row-then-column normalisations of ``log_alpha / T`` in the log domain.
@@ -68,7 +79,10 @@ def sinkhorn(log_alpha: ArrayLike, temperature: ArrayLike = 1.0, num_iters: int 
 
     Args:
       log_alpha: [..., n, n] scores (leading axes are batch axes); any float dtype (kept).
-      temperature: T > 0.
+        ``n = 0`` is a ``ValueError``; an empty batch axis gives an empty result.
+      temperature: T > 0; a float or an array broadcasting to ``log_alpha`` without
+        enlarging it (e.g. one per matrix, shape [..., 1, 1]). A traced T <= 0 (inside
+        ``jit``) makes the output NaN.
       num_iters: number of row-and-column normalisation rounds (a static int ≥ 1).
     Returns:
       [..., n, n] doubly-stochastic matrices, same dtype as ``log_alpha``.
@@ -84,10 +98,11 @@ def sinkhorn(log_alpha: ArrayLike, temperature: ArrayLike = 1.0, num_iters: int 
       Permutations with Gumbel-Sinkhorn Networks <https://arxiv.org/abs/1802.08665>`_,
       2018.
     """
-    _checks.check_temperature(temperature)
     num_iters = _checks.check_int(num_iters, "num_iters")
     arr = _checks.as_float_array(log_alpha, "log_alpha")
     _checks.check_square(arr, "log_alpha")
+    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "log_alpha")
+    ok = _check_temperature(temperature, arr.shape)
     cdt = _checks.compute_dtype(arr.dtype)
     x = _sinkhorn_log(arr.astype(cdt), temperature, num_iters)
-    return jnp.exp(x).astype(arr.dtype)
+    return _checks.poison(jnp.exp(x).astype(arr.dtype), ok)

@@ -12,7 +12,14 @@ shifted by their maximum and clipped at −2 before the sort: the result is unch
 but ``|x| = 1e30`` and ``-inf`` entries become harmless (no overflow in the cumulative
 sums, no ``inf − inf``). ``-inf`` entries are masks (probability 0, gradient 0); a row
 whose entries are all ``-inf`` gives all zeros (and zero gradient), never NaN.
-Half-precision inputs are computed in float32 and cast back.
+Half-precision inputs are computed in float32 and cast back. An empty event axis is a
+``ValueError`` naming ``x``; an empty batch axis gives an empty result.
+
+Higher derivatives. Each JVP rule is written in terms of the primal map itself (``p``
+and its support), so differentiating the rule again goes back through the same
+``custom_jvp``: the Hessian is exact. Sparsemax is piecewise linear, so its second
+derivative is 0 away from the kinks (a support change); 1.5-entmax has a non-zero one,
+``d(diag(g) − g gᵀ / Σg)`` with ``dg = dp / (2 g)`` on the support.
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ def _apply_jit(fn, x: jax.Array, axis: int) -> jax.Array:
 def _apply(fn, x: ArrayLike, axis: int) -> jax.Array:
     arr = _checks.as_float_array(x, "x")
     axis = _checks.check_axis(axis, arr.ndim, arg="x")
+    _checks.check_event_nonempty(arr.shape, axis, "x")
     return _apply_jit(fn, arr, axis)
 
 

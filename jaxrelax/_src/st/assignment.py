@@ -21,8 +21,14 @@ def assignment(scores: ArrayLike) -> jax.Array:
     when square), solved exactly by :func:`optax.assignment.hungarian_algorithm`
     (jit-able). Backward: identity, ``∂P/∂scores = I`` (Ainsworth et al. 2023).
 
+    A ``-inf`` score is a forbidden pair: it is never used when an assignment avoiding
+    every forbidden pair exists (otherwise the fewest possible are used), and it gets
+    zero gradient; no NaN in values or gradients. Higher derivatives are those of the
+    identity: exactly 0.
+
     Args:
-      scores: [n, m] score matrix (batch with ``jax.vmap``).
+      scores: [n, m] score matrix (batch with ``jax.vmap``); an empty matrix gives an
+        empty result.
     Returns:
       [n, m] assignment matrix, same dtype as ``scores``.
     Examples:
@@ -42,7 +48,45 @@ def assignment(scores: ArrayLike) -> jax.Array:
             f"{arr.shape}."
         )
     cdt = _checks.compute_dtype(arr.dtype)
-    sc = jax.lax.stop_gradient(arr.astype(cdt))
-    rows, cols = optax.assignment.hungarian_algorithm(-sc)
-    hard = jnp.zeros(arr.shape, cdt).at[rows, cols].set(1.0)
-    return straight_through(hard, arr.astype(cdt)).astype(arr.dtype)
+    sc = arr.astype(cdt)
+    hard = _hard_assignment(sc)
+    # The surrogate is the identity on finite scores; a -inf (forbidden) score would
+    # make ``soft - stop_gradient(soft)`` NaN, so it enters as 0 with zero gradient.
+    soft = jnp.where(jnp.isfinite(sc), sc, 0.0)
+    return straight_through(hard, soft).astype(arr.dtype)
+
+
+@jax.jit
+def _hard_assignment(scores: jax.Array) -> jax.Array:
+    """The exact 0/1 assignment matrix of 2-D ``scores`` (jitted: one compile per shape
+    and dtype, also for eager callers)."""
+    scores = jax.lax.stop_gradient(scores)
+    rows, cols = optax.assignment.hungarian_algorithm(-_mask_forbidden(scores))
+    return jnp.zeros(scores.shape, scores.dtype).at[rows, cols].set(1.0)
+
+
+def _mask_forbidden(scores: jax.Array) -> jax.Array:
+    """``scores`` with non-finite entries replaced by finite stand-ins.
+
+    ``-inf`` (and NaN) become a penalty low enough that an assignment with fewer such
+    entries always scores more than one with more, so one avoiding them all is chosen
+    whenever it exists; ties are then broken by the finite scores. ``+inf`` becomes the
+    mirror-image bonus (as many as possible are used). The rule of the Hungarian wrapper
+    of ``jr.reparam.gumbel_sinkhorn(hard=True)`` (``_src/reparam/permutations.py``),
+    here for a rectangular 2-D matrix.
+    """
+    finite = jnp.isfinite(scores)
+    k = max(min(scores.shape), 1)
+    lo = jnp.min(jnp.where(finite, scores, jnp.inf), initial=jnp.inf)
+    hi = jnp.max(jnp.where(finite, scores, -jnp.inf), initial=-jnp.inf)
+    lo = jnp.where(jnp.isfinite(lo), lo, 0.0)
+    hi = jnp.where(jnp.isfinite(hi), hi, 0.0)
+    # An assignment has k entries, so one more forbidden entry must cost more than the
+    # whole spread k (hi - lo) of the finite ones. Clamped to the dtype's range: past
+    # it (scores near the float maximum) the order among forbidden entries is lost, but
+    # the result is still a valid assignment, never NaN.
+    big = jnp.finfo(scores.dtype).max / 4
+    spread = (hi - lo + 1.0) * (k + 1)
+    penalty = jnp.maximum(lo - spread, -big)
+    bonus = jnp.minimum(hi + spread, big)
+    return jnp.where(finite, scores, jnp.where(scores == jnp.inf, bonus, penalty))

@@ -30,6 +30,11 @@ def straight_through(hard: ArrayLike, soft: ArrayLike) -> jax.Array:
     (``soft − soft`` is exactly 0 for finite values), unlike the textbook
     ``soft + stop_gradient(hard − soft)`` that rounds.
 
+    Derivatives of every order (``jax.grad``, ``jax.jvp``, ``jax.hessian``,
+    ``jax.jacfwd(jax.grad(...))``) are those of ``soft``: ``hard`` enters only through
+    ``stop_gradient``, so the operator is the surrogate to every order, never a
+    custom rule with a missing higher derivative.
+
     Args:
       hard: the forward value (e.g. a one-hot arg max or a rounded value).
       soft: the surrogate whose gradient is used; same shape as ``hard``.
@@ -57,6 +62,10 @@ def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.
     Useful for quantisers, projections and other piecewise-constant maps. ``fn`` is
     never differentiated. Its output must have the shape of ``x``.
 
+    Written with :func:`straight_through` (not a ``custom_vjp``), so it works under
+    ``jax.jvp`` too and its derivatives of every order are those of the identity map:
+    Jacobian ``I``, Hessian (and every higher derivative) exactly 0.
+
     Args:
       fn: a function of one array.
     Returns:
@@ -76,7 +85,11 @@ def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.
 
 
 def one_hot_argmax(x: jax.Array, axis: int) -> jax.Array:
-    """Exact one-hot arg max along ``axis`` (zeros for a fully masked row)."""
+    """Exact one-hot arg max along ``axis`` (zeros for a fully masked row).
+
+    A ``-inf`` entry is never selected: a row with a finite entry picks a finite one,
+    and a row of only ``-inf`` gives all zeros.
+    """
     idx = jnp.argmax(x, axis=axis)
     hard = jax.nn.one_hot(idx, x.shape[axis], dtype=x.dtype, axis=axis)
     all_masked = jnp.all(jnp.isneginf(x), axis=axis, keepdims=True)
@@ -89,9 +102,16 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
     Forward: exact one-hot ``argmax(x)``; backward: gradient of ``softmax(x / T)``
     (``softargmax + stopgradient(argmax − softargmax)``).
 
+    ``-inf`` entries are masks: never selected, zero gradient; a fully masked row gives
+    all zeros. Higher derivatives are those of ``softmax(x / T)`` (see
+    :func:`straight_through`).
+
     Args:
-      x: [..., K] scores; ``-inf`` entries are masks.
-      temperature: T > 0 of the surrogate softmax.
+      x: [..., K] scores; ``-inf`` entries are masks. K must be >= 1 (ValueError naming
+        ``x`` otherwise); an empty batch gives an empty result.
+      temperature: T > 0 of the surrogate softmax; a Python float or an array that
+        broadcasts to ``x`` (ValueError naming both otherwise). A traced T <= 0 (or
+        NaN) inside ``jit`` makes the whole output NaN.
       axis: the event axis.
     Returns:
       [..., K] exact one-hot vector, same dtype as ``x`` (zeros for a fully masked row).
@@ -102,17 +122,23 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
     _checks.check_temperature(temperature)
     arr = _checks.as_float_array(x)
     axis = _checks.check_axis(axis, arr.ndim)
+    _checks.check_event_nonempty(arr.shape, axis, "x")
+    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "x")
     xc = arr.astype(_checks.compute_dtype(arr.dtype))
     soft = _softmax(xc, temperature, axis)
-    return straight_through(one_hot_argmax(xc, axis), soft).astype(arr.dtype)
+    out = straight_through(one_hot_argmax(xc, axis), soft).astype(arr.dtype)
+    return _checks.poison(out, _checks.traced_valid(temperature))
 
 
-def _surrogate(x: jax.Array, clip: ArrayLike | None) -> jax.Array:
+def _straight_through_clip(hard: jax.Array, x: jax.Array, clip: ArrayLike | None) -> jax.Array:
+    """``hard`` forward; backward identity, or saturated (gradient of clip(x, −c, c))."""
     if clip is None:
-        return x
+        return straight_through(hard, x)
     _checks.check_positive(clip, "clip")
+    _checks.check_broadcasts_to(clip, x.shape, "clip", "x")
     c = jnp.asarray(clip, x.dtype)
-    return jnp.clip(x, -c, c)
+    out = straight_through(hard, jnp.clip(x, -c, c))
+    return _checks.poison(out, _checks.traced_valid(clip))
 
 
 def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
@@ -123,7 +149,8 @@ def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
 
     Args:
       x: any-shape input.
-      clip: optional c > 0 for the saturated variant.
+      clip: optional c > 0 for the saturated variant (a concrete c <= 0 is a
+        ValueError; a traced one inside ``jit`` makes the output NaN).
     Returns:
       ``jnp.round(x)`` with the straight-through gradient, same dtype as ``x``.
     Examples:
@@ -131,7 +158,7 @@ def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
       Array([1., 0.], dtype=float32)
     """
     arr = _checks.as_float_array(x)
-    return straight_through(jnp.round(arr), _surrogate(arr, clip))
+    return _straight_through_clip(jnp.round(arr), arr, clip)
 
 
 def sign(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
@@ -142,7 +169,8 @@ def sign(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
 
     Args:
       x: any-shape input.
-      clip: optional c > 0 for the saturated variant.
+      clip: optional c > 0 for the saturated variant (a concrete c <= 0 is a
+        ValueError; a traced one inside ``jit`` makes the output NaN).
     Returns:
       ``jnp.sign(x)`` with the straight-through gradient, same dtype as ``x``.
     Examples:
@@ -150,7 +178,7 @@ def sign(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
       Array([-1.,  0.,  1.], dtype=float32)
     """
     arr = _checks.as_float_array(x)
-    return straight_through(jnp.sign(arr), _surrogate(arr, clip))
+    return _straight_through_clip(jnp.sign(arr), arr, clip)
 
 
 def bernoulli(key: ArrayLike, logits: ArrayLike) -> jax.Array:

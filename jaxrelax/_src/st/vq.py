@@ -25,12 +25,19 @@ def vector_quantize(
     - ``codebook_loss = mean ||sg(z) − e_{k*}||²`` (moves codes towards encodings),
     - ``commitment_loss = mean ||z − sg(e_{k*})||²`` (keeps encodings near codes).
 
+    Distances and losses are computed in float32 for half-precision inputs (float16
+    squared distances overflow or round at moderate scale); outputs keep the dtype of
+    ``z``. Higher derivatives: ``z_q`` is the identity in ``z`` (Hessian 0), the losses
+    are plain quadratics.
+
     Args:
-      z: [..., D] encoder outputs.
-      codebook: [K, D] code vectors.
+      z: [..., D] encoder outputs; an empty batch (e.g. shape (0, D)) gives an empty
+        ``z_q`` and zero losses.
+      codebook: [K, D] code vectors, K >= 1 and D >= 1 (ValueError naming ``codebook``).
     Returns:
       ``(z_q, indices, codebook_loss, commitment_loss)``: ``z_q`` [..., D] (dtype of
-      ``z``), ``indices`` [...] int32, and two scalar losses (means over all elements).
+      ``z``), ``indices`` [...] int32, and two scalar losses (means over all elements,
+      dtype of ``z``).
     Examples:
       >>> import jax.numpy as jnp, jaxrelax as jr
       >>> zq, idx, _, _ = jr.st.vector_quantize(jnp.array([[0.9, 0.1]]), jnp.eye(2))
@@ -45,19 +52,28 @@ def vector_quantize(
     codebook = _checks.as_float_array(codebook, "codebook")
     if codebook.ndim != 2:
         raise ValueError(f"`codebook` must be [K, D], got shape {codebook.shape}.")
+    _checks.check_event_nonempty(codebook.shape, 0, "codebook")
+    _checks.check_event_nonempty(codebook.shape, 1, "codebook")
     if z.ndim == 0 or z.shape[-1] != codebook.shape[-1]:
         raise ValueError(
             f"`z` must be [..., D] with D = codebook.shape[-1] = {codebook.shape[-1]}, "
             f"got shape {z.shape}."
         )
+    # Distances in at least float32: in float16, ||e||^2 and z.e overflow (65504) or
+    # round (11-bit mantissa) at moderate scale and pick a code that is not the nearest.
+    cdt = _checks.compute_dtype(jnp.promote_types(z.dtype, codebook.dtype))
     cb = codebook.astype(z.dtype)
-    zs = jax.lax.stop_gradient(z)
-    cbs = jax.lax.stop_gradient(cb)
+    zs = jax.lax.stop_gradient(z).astype(cdt)
+    cbs = jax.lax.stop_gradient(codebook).astype(cdt)
     # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 (the ||z||^2 term does not change the arg min).
     d = -2.0 * zs @ cbs.T + jnp.sum(cbs * cbs, axis=-1)
     indices = jnp.argmin(d, axis=-1).astype(jnp.int32)
     e = jnp.take(cb, indices, axis=0)
-    codebook_loss = jnp.mean(jnp.square(zs - e))
-    commitment_loss = jnp.mean(jnp.square(z - jax.lax.stop_gradient(e)))
+    if z.size == 0:  # an empty batch: empty z_q and indices, zero losses (not NaN means)
+        zero = jnp.zeros((), z.dtype)
+        return straight_through(jax.lax.stop_gradient(e), z), indices, zero, zero
+    ec = e.astype(cdt)
+    codebook_loss = jnp.mean(jnp.square(zs - ec)).astype(z.dtype)
+    commitment_loss = jnp.mean(jnp.square(z.astype(cdt) - jax.lax.stop_gradient(ec)))
     z_q = straight_through(jax.lax.stop_gradient(e), z)
-    return z_q, indices, codebook_loss, commitment_loss
+    return z_q, indices, codebook_loss, commitment_loss.astype(z.dtype)
