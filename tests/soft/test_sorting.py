@@ -384,6 +384,8 @@ def test_bad_inputs():
             jr.soft.topk_mask(x, k)
     with pytest.raises(TypeError, match="`k`"):
         jr.soft.topk_mask(x, 1.5)
+    with pytest.raises(TypeError, match="`k`"):
+        jr.soft.topk_mask(x, True)
     with pytest.raises(ValueError, match="`x`"):
         jr.soft.sort(jnp.array(1.0))
     with pytest.raises(ValueError, match="axis"):
@@ -469,3 +471,194 @@ def test_many_rows_equal_single_rows(kl):
     got = jr.soft.sort(x, 0.3, reg)
     want = jnp.stack([jr.soft.sort(r, 0.3, reg) for r in x[-3:]])
     np.testing.assert_allclose(got[-3:], want, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# Ties (vertices of the permutahedron): the solver pools tied blocks as the reference
+# solver does (fast-soft-sort fast_soft_sort/third_party/isotonic.py, isotonic_l2 and
+# isotonic_kl, pool while sol[i] <= sol[k]), so the derivative there is the pooled
+# block's, never a one-sided zero.
+
+
+def test_rank_jacobian_at_tie():
+    # x = 1..5, ε = 1: x / ε − ρ is constant, all entries tie; fast-soft-sort's Jacobian
+    # is I − 11ᵀ/5 (a strict-< solver returns 0).
+    x = jnp.arange(1.0, 6.0)
+    np.testing.assert_allclose(jax.jacfwd(jr.soft.rank)(x), np.eye(5) - 0.2, atol=1e-6)
+    np.testing.assert_allclose(jax.jacrev(jr.soft.rank)(x), np.eye(5) - 0.2, atol=1e-6)
+    # descending ranks are the ranks of −x
+    np.testing.assert_allclose(
+        jax.jacfwd(lambda x: jr.soft.rank(x, descending=True))(x), 0.2 - np.eye(5), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_jacobian_at_tie(descending):
+    # ρ/ε − sort(x) is constant: one pooled block, every output is the mean of x
+    # (fast-soft-sort: jacfwd(soft_sort)(x)[0] is all 0.2; a strict-< solver gives e_0).
+    jac = jax.jacfwd(lambda x: jr.soft.sort(x, descending=descending))(jnp.arange(1.0, 6.0))
+    np.testing.assert_allclose(jac, np.full((5, 5), 0.2), atol=1e-6)
+
+
+def test_kl_jacobians_at_tie():
+    # kl block derivative (Blondel et al. 2020, Prop. 4): on a pooled block B,
+    # du/ds = I − 1 softmax(s_B)ᵀ and du/dw = 1 softmax(w_B)ᵀ.
+    # Sort, x = (0, 1), ε = 1: ρ − (−x) = (2, 2) ties; y = −u with w = −x.
+    p = np.exp([0.0, -1.0]) / np.exp([0.0, -1.0]).sum()
+    jac = jax.jacfwd(lambda x: jr.soft.sort(x, 1.0, "kl"))(jnp.array([0.0, 1.0]))
+    np.testing.assert_allclose(jac, np.stack([p, p]), rtol=1e-6)  # singletons: identity
+    # Rank, x = (0, log 2): centred s = (±log 2 / 2) and w = log ρ = (log 2, 0) tie;
+    # r = 3 softmax(s), dr/dx = 3 (diag p − p pᵀ) with p = (1/3, 2/3).
+    x = jnp.array([0.0, np.log(2.0)], jnp.float32)
+    np.testing.assert_allclose(jr.soft.rank(x, 1.0, "kl"), [1.0, 2.0], rtol=1e-6)
+    jac = jax.jacfwd(lambda x: jr.soft.rank(x, 1.0, "kl"))(x)
+    np.testing.assert_allclose(jac, [[2 / 3, -2 / 3], [-2 / 3, 2 / 3]], rtol=1e-5)
+    # The solver itself: s − w = 0 ties everywhere, kl pools the whole row.
+    s = jnp.array([3.0, 2.0, 1.0, 0.0])
+    jac = jax.jacfwd(lambda v: _isotonic.project(v, s, True))(s)
+    q = np.exp(np.asarray(s)) / np.exp(np.asarray(s)).sum()
+    np.testing.assert_allclose(jac, np.eye(4) - q[None, :], atol=1e-6)
+
+
+def test_topk_mask_jacobian_at_tie():
+    # x = 0..4, k = 2, ε = 1: x − w = (3, 2, 2, 1, 0) in sorted order; the tied pair
+    # {3, 2} is one block, with the block-mean derivative I − 11ᵀ/2 on it.
+    x = jnp.arange(5.0)
+    np.testing.assert_allclose(jr.soft.topk_mask(x, 2, 1.0), [0, 0, 0, 1, 1], atol=1e-6)
+    expected = np.zeros((5, 5))
+    expected[2:4, 2:4] = [[0.5, -0.5], [-0.5, 0.5]]
+    jac = jax.jacfwd(lambda x: jr.soft.topk_mask(x, 2))(x)
+    np.testing.assert_allclose(jac, expected, atol=1e-6)
+
+
+def test_ties_pool_across_chunks():
+    # 300 evenly spaced entries tie everywhere: one block across the solver's chunk seams
+    # (chunks of 128), so the rank gradient of ⟨r, g⟩ is g − mean(g).
+    g = jnp.sin(jnp.arange(300.0))
+    grad = jax.grad(lambda x: jnp.sum(jr.soft.rank(x) * g))(jnp.arange(300.0))
+    np.testing.assert_allclose(grad, g - g.mean(), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Shift invariance: equal entries give exactly equal outputs at any magnitude.
+
+
+@pytest.mark.parametrize(
+    "value, eps, reg", [(1e7, 1.0, "kl"), (1e7, 1.0, "l2"), (1000.0, 1e-3, "l2"), (1e3, 1e-3, "kl")]
+)
+def test_equal_inputs_equal_outputs(value, eps, reg):
+    # Fuzz repros of issue #10: kl ranks were [3.31, 3.31, 2.21, 2.21, 2.21] (1e7, ε = 1),
+    # l2 ranks 3.0625 (1000, ε = 1e-3), topk_mask(k=1) [0.5, 0.5, 0, 0, 0].
+    x = jnp.full((5,), value, jnp.float32)
+    r = jr.soft.rank(x, eps, reg)
+    np.testing.assert_array_equal(r, jnp.full(5, r[0]))
+    np.testing.assert_allclose(r, 3.0, rtol=1e-6)
+    m = jr.soft.topk_mask(x, 1, eps)
+    np.testing.assert_array_equal(m, jnp.full(5, m[0]))
+    np.testing.assert_allclose(m, 0.2, rtol=1e-6)
+    np.testing.assert_array_equal(jr.soft.sort(x, eps, reg), x)
+    # Equal entries inside a row with larger and smaller ones stay equal too.
+    y = jnp.concatenate([x, jnp.array([value + 64.0, value - 64.0], jnp.float32)])
+    r = jr.soft.rank(y, eps, reg)
+    np.testing.assert_array_equal(r[:5], jnp.full(5, r[0]))
+    np.testing.assert_allclose(r, [4.0] * 5 + [7.0, 1.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("reg", ["l2", "kl"])
+def test_shift_invariance(reg):
+    x = jax.random.normal(jax.random.key(8), (3, 9))
+    for c in [1e3, -3e4]:
+        xs = x + c  # the exactly shifted input is xs − c (Sterbenz), in float32
+        x0 = xs - c
+        for eps in [0.3, 3.0]:
+            np.testing.assert_allclose(
+                jr.soft.rank(xs, eps, reg), jr.soft.rank(x0, eps, reg), rtol=2e-5
+            )
+            np.testing.assert_allclose(
+                jr.soft.rank(xs, eps, reg, descending=True),
+                jr.soft.rank(x0, eps, reg, descending=True),
+                rtol=2e-5,
+            )
+            np.testing.assert_allclose(
+                jr.soft.sort(xs, eps, reg), jr.soft.sort(x0, eps, reg) + c, atol=4 * abs(c) * 6e-8
+            )
+            if reg == "l2":
+                np.testing.assert_allclose(
+                    jr.soft.topk_mask(xs, 3, eps), jr.soft.topk_mask(x0, 3, eps), atol=1e-5
+                )
+
+
+# --------------------------------------------------------------------------------------
+# Input edges: empty axes, traced invalid ε.
+
+_OPS = {
+    "sort": lambda x, **kw: jr.soft.sort(x, **kw),
+    "sort_kl": lambda x, **kw: jr.soft.sort(x, regularization="kl", **kw),
+    "rank": lambda x, **kw: jr.soft.rank(x, **kw),
+    "rank_kl": lambda x, **kw: jr.soft.rank(x, regularization="kl", **kw),
+    "topk_mask": lambda x, **kw: jr.soft.topk_mask(x, 1, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(_OPS))
+def test_empty_axes(name):
+    fn = _OPS[name]
+    for shape, axis in [((2, 0), -1), ((0,), -1), ((0, 3), 0)]:
+        with pytest.raises(ValueError, match="`x` must have a non-empty event axis"):
+            fn(jnp.zeros(shape), axis=axis)
+    # An empty batch gives an empty result, and gradients (of the empty sum) are zeros.
+    for shape, axis in [((0, 5), -1), ((5, 0), 0), ((2, 0, 4), -1)]:
+        x = jnp.zeros(shape)
+        y = fn(x, axis=axis)
+        assert y.shape == shape and y.dtype == x.dtype
+        g = jax.grad(lambda x, axis=axis: jnp.sum(fn(x, axis=axis)))(x)
+        assert g.shape == shape
+        assert jax.jit(lambda x, axis=axis: fn(x, axis=axis))(x).shape == shape
+
+
+@pytest.mark.parametrize("name", list(_OPS))
+def test_traced_invalid_regularization_strength_poisons(name):
+    fn = _OPS[name]
+    x = jnp.array([0.3, -1.2, 2.0])
+    f = jax.jit(lambda x, e: fn(x, regularization_strength=e))
+    np.testing.assert_allclose(f(x, 0.7), fn(x, regularization_strength=0.7), rtol=1e-6)
+    for bad in [0.0, -1.0, float("nan")]:
+        assert jnp.all(jnp.isnan(f(x, bad)))
+        g = jax.grad(lambda x, bad=bad: jnp.sum(f(x, bad) ** 2))(x)
+        assert jnp.all(jnp.isnan(g))
+    # k == n (statically all ones) is poisoned too.
+    out = jax.jit(lambda e: jr.soft.topk_mask(x, 3, e))(-1.0)
+    assert jnp.all(jnp.isnan(out))
+
+
+# --------------------------------------------------------------------------------------
+# Higher order: _assemble's custom_jvp differentiates its own rule.
+
+
+def test_hessian_kl_matches_finite_differences_of_grad():
+    with jax.enable_x64(True):
+        x = jnp.asarray(_X, jnp.float64)
+        g = jnp.asarray([0.3, -1.0, 0.5, 2.0, -0.7, 1.1], jnp.float64)
+        for fn in (jr.soft.rank, jr.soft.sort):
+            # ε = 1.5 pools blocks of several entries (on singletons kl is linear in x).
+            def f(x, fn=fn):
+                return jnp.sum(fn(x, 1.5, "kl") * g)
+
+            hess = jax.hessian(f)(x)
+            grad = jax.grad(f)
+            h = 1e-5
+            fd = np.stack(
+                [(grad(x + h * e) - grad(x - h * e)) / (2 * h) for e in np.eye(6)], axis=1
+            )
+            np.testing.assert_allclose(hess, fd, rtol=1e-6, atol=1e-8)
+            np.testing.assert_allclose(hess, hess.T, atol=1e-12)
+            assert np.abs(hess).max() > 1e-2  # a real second derivative
+
+
+def test_hessian_l2_at_tie():
+    # At the tie x = 1..5 (ε = 1) the l2 rank is linear on the pooled block's cell: its
+    # Hessian is 0, and that of ‖r‖² is 2 JᵀJ = 2 (I − 11ᵀ/5).
+    x = jnp.arange(1.0, 6.0)
+    np.testing.assert_allclose(jax.hessian(lambda x: jr.soft.rank(x)[0])(x), 0.0, atol=1e-7)
+    hess = jax.hessian(lambda x: jnp.sum(jr.soft.rank(x) ** 2))(x)
+    np.testing.assert_allclose(hess, 2 * (np.eye(5) - 0.2), atol=1e-5)

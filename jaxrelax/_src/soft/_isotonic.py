@@ -10,6 +10,13 @@ permutahedron (Blondel et al., 2020):
 
 and returns ``u = s − v`` (the projection, in sorted coordinates).
 
+Ties pool: adjacent blocks are merged when the left value is ``<=`` the right one, as
+in the reference solver of fast-soft-sort (``isotonic_l2`` / ``isotonic_kl``), so the
+blocks of the solution have strictly decreasing values. At a tie (a vertex of the
+permutahedron, e.g. soft ranks of evenly spaced inputs) the derivative is then that of
+the pooled block (``I − 11ᵀ/n`` for the ranks of ``1, ..., n`` at ``ε = 1``), not the
+one-sided zero of separate blocks.
+
 PAV may pool adjacent violating blocks in any order and still ends at the unique
 solution, and the blocks of the solution on a stretch of the row are unions of blocks of
 the solution of the whole row. The solver uses this in two phases, neither of which
@@ -128,11 +135,14 @@ def _solve_chunks(s, w, length, kl: bool):
         prev = stack.at[lanes, jnp.maximum(top - 2, 0)].get(**_IN_BOUNDS)
         j = jnp.minimum(nxt, m - 1)
         elem = _record(s.at[lanes, j].get(**_IN_BOUNDS), w.at[lanes, j].get(**_IN_BOUNDS))
-        viol = (top >= 2) & (_value(prev, kl) < _value(cur, kl))
+        # Ties pool (``<=``), as in the reference solver: the blocks of the solution
+        # then have strictly decreasing values, and the derivative at a tie is that of
+        # the pooled block, not a one-sided zero.
+        viol = (top >= 2) & (_value(prev, kl) <= _value(cur, kl))
         # The other chunks push their next entry, pooled at once with the current
         # block if these two violate.
         push = ~viol & (nxt < length)
-        pool = push & (_value(cur, kl) < _value(elem, kl))
+        pool = push & (_value(cur, kl) <= _value(elem, kl))
         merged = viol | pool
         pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl)
         cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
@@ -190,7 +200,8 @@ def _run_length(cur, win, valid, cur_left, kl: bool):
         run = own + _exclusive_prefix(jnp.where(valid[:, None], stats, 0.0))
         run = (run[:, 0] - run[:, 1]) / run[:, 2]
     v = _value(win, kl)
-    pools = valid & jnp.where(cur_left[:, None], run < v, v < run)
+    # Ties pool, as in the first phase.
+    pools = valid & jnp.where(cur_left[:, None], run <= v, v <= run)
     # The number of leading pooling blocks: the index of the first that does not.
     return jnp.where(jnp.all(pools, axis=1), win.shape[1], jnp.argmin(pools, axis=1)).astype(
         jnp.int32

@@ -44,6 +44,7 @@ def _prepare(x, regularization_strength, regularization, axis):
         )
     arr = _checks.as_float_array(x)
     axis = _checks.check_axis(axis, arr.ndim)
+    _checks.check_event_nonempty(arr.shape, axis, "x")
     xc = jnp.moveaxis(arr.astype(_checks.compute_dtype(arr.dtype)), axis, -1)
     if xc.dtype == jnp.float32 and xc.shape[-1] > 2**24:
         raise ValueError(
@@ -51,11 +52,25 @@ def _prepare(x, regularization_strength, regularization, axis):
             "(block sizes are counted in float32). Pass float64 input with x64 enabled."
         )
     eps = jnp.asarray(regularization_strength, xc.dtype)
-    return arr, xc, axis, eps
+    # A traced ε <= 0 (or NaN) poisons the output; a concrete one was refused above.
+    valid = _checks.traced_valid(regularization_strength)
+    return arr, xc, axis, eps, valid
 
 
-def _finish(y, arr, axis):
-    return jnp.moveaxis(y, -1, axis).astype(arr.dtype)
+def _finish(y, arr, axis, valid):
+    return _checks.poison(jnp.moveaxis(y, -1, axis).astype(arr.dtype), valid)
+
+
+def _centre(xc):
+    """``xc`` minus the mid-range of each row (a constant: the ops are shift-invariant).
+
+    Entries that are equal stay bitwise equal, and the row's largest magnitude can only
+    shrink (no overflow), so that ``x / ε`` keeps the resolution of the gaps within the
+    row when ``x`` is large: five equal entries of ``1e7`` give equal ranks.
+    """
+    hi = jnp.max(xc, axis=-1, keepdims=True)
+    lo = jnp.min(xc, axis=-1, keepdims=True)
+    return xc - lax.stop_gradient(hi * 0.5 + lo * 0.5)
 
 
 def _argsort_descending(z):
@@ -92,11 +107,15 @@ def sort(
     the hard sort; as ``ε → ∞`` every entry tends to the mean of ``x`` (``"l2"``) or,
     with ``"kl"``, to ``log mean exp(x)`` (descending) or ``−log mean exp(−x)``
     (ascending). The ``"l2"`` result is piecewise linear in ``x`` and its gradient is
-    the block average of the sorted positions. Inputs must be finite.
+    the block average of the sorted positions; at a tie (a vertex of the
+    permutahedron) it is that of the pooled block, as in Blondel et al.'s reference
+    solver. ``sort(x + c) = sort(x) + c``. Inputs must be finite; an empty event axis is
+    a ``ValueError``.
 
     Args:
       x: [..., n] values; any float dtype (kept).
-      regularization_strength: ``ε > 0``, a scalar (may be traced).
+      regularization_strength: ``ε > 0``, a scalar; it may be traced (a traced
+        ``ε <= 0`` makes the whole output NaN).
       regularization: ``"l2"`` (Euclidean projection) or ``"kl"`` (entropic).
       descending: sort in decreasing order.
       axis: the axis to sort along.
@@ -113,15 +132,19 @@ def sort(
       Blondel et al., `Fast Differentiable Sorting and Ranking
       <https://arxiv.org/abs/2002.08871>`_, ICML 2020.
     """
-    arr, xc, axis, eps = _prepare(x, regularization_strength, regularization, axis)
+    arr, xc, axis, eps, valid = _prepare(x, regularization_strength, regularization, axis)
+    if xc.size == 0:  # an empty batch
+        return _finish(xc, arr, axis, valid)
     n = xc.shape[-1]
     kl = regularization == "kl"
+    # x is not centred (unlike in rank): it is never divided by ε, and uncentred the
+    # hard limit returns the entries of x bit for bit ((x − c) + c need not be x).
     rho = jnp.broadcast_to(jnp.arange(n, 0, -1, dtype=xc.dtype) / eps, xc.shape)
     if descending:
         y = _isotonic.project(rho, jnp.flip(jnp.sort(xc, axis=-1), axis=-1), kl)
     else:
         y = -_isotonic.project(rho, -jnp.sort(xc, axis=-1), kl)
-    return _finish(y, arr, axis)
+    return _finish(y, arr, axis, valid)
 
 
 def rank(
@@ -141,11 +164,16 @@ def rank(
     (positive ranks). Rank 1 is the smallest entry, or the largest with
     ``descending=True`` (``x`` replaced by ``−x``). The ranks always sum to
     ``n (n + 1) / 2``; as ``ε → 0`` they tend to the hard ranks, as ``ε → ∞`` to
-    ``(n + 1) / 2``. Inputs must be finite.
+    ``(n + 1) / 2``. Ranks are shift-invariant (``rank(x + c) = rank(x)``): each row is
+    centred before it is divided by ``ε``, so equal entries get equal ranks at any
+    magnitude. At ties (e.g. evenly spaced ``x`` with ``ε`` equal to the spacing) the
+    derivative is that of the pooled block, as in the reference solver. Inputs must be
+    finite; an empty event axis is a ``ValueError``.
 
     Args:
       x: [..., n] values; any float dtype (kept).
-      regularization_strength: ``ε > 0``, a scalar (may be traced).
+      regularization_strength: ``ε > 0``, a scalar; it may be traced (a traced
+        ``ε <= 0`` makes the whole output NaN).
       regularization: ``"l2"`` (Euclidean projection) or ``"kl"`` (entropic).
       descending: rank 1 for the largest entry instead of the smallest.
       axis: the axis to rank along.
@@ -162,15 +190,17 @@ def rank(
       Blondel et al., `Fast Differentiable Sorting and Ranking
       <https://arxiv.org/abs/2002.08871>`_, ICML 2020.
     """
-    arr, xc, axis, eps = _prepare(x, regularization_strength, regularization, axis)
+    arr, xc, axis, eps, valid = _prepare(x, regularization_strength, regularization, axis)
+    if xc.size == 0:  # an empty batch
+        return _finish(xc, arr, axis, valid)
     n = xc.shape[-1]
-    z = (-xc if descending else xc) / eps
+    z = _centre(-xc if descending else xc) / eps
     rho = jnp.arange(n, 0, -1, dtype=xc.dtype)
     if regularization == "kl":
         y = jnp.exp(_project_onto(z, jnp.log(rho), True))
     else:
         y = _project_onto(z, rho, False)
-    return _finish(y, arr, axis)
+    return _finish(y, arr, axis, valid)
 
 
 def topk_mask(
@@ -189,12 +219,14 @@ def topk_mask(
     regression. The mask sums to ``k``, has entries in ``[0, 1]``, equals the hard
     top-k mask once ``ε`` is below the gap between the k-th and (k+1)-th largest
     entries (and tends to it as ``ε → 0``), and tends to ``k / n`` everywhere as
-    ``ε → ∞``.
+    ``ε → ∞``. It is shift-invariant (rows are centred before they are divided by
+    ``ε``): equal entries get equal mask values at any magnitude.
 
     Args:
       x: [..., n] scores; any float dtype (kept).
       k: the number of entries to select, a Python int with ``1 <= k <= n``.
-      regularization_strength: ``ε > 0``, a scalar (may be traced).
+      regularization_strength: ``ε > 0``, a scalar; it may be traced (a traced
+        ``ε <= 0`` makes the whole output NaN).
       axis: the axis to select along.
     Returns:
       The relaxed mask, with the shape and dtype of ``x``.
@@ -210,14 +242,18 @@ def topk_mask(
       <https://arxiv.org/abs/2002.08871>`_, ICML 2020.
     """
     try:
+        if isinstance(k, bool):
+            raise TypeError
         k = operator.index(k)
     except TypeError:
         raise TypeError(f"`k` must be a Python int, got {k!r}.") from None
-    arr, xc, axis, eps = _prepare(x, regularization_strength, "l2", axis)
+    arr, xc, axis, eps, valid = _prepare(x, regularization_strength, "l2", axis)
     n = xc.shape[-1]
     if not 1 <= k <= n:
         raise ValueError(f"`k` must satisfy 1 <= k <= n = {n}, got k={k}.")
     if k == n:
-        return _finish(jnp.ones_like(xc), arr, axis)
+        return _finish(jnp.ones_like(xc), arr, axis, valid)
+    if xc.size == 0:  # an empty batch
+        return _finish(xc, arr, axis, valid)
     w = (jnp.arange(n) < k).astype(xc.dtype)
-    return _finish(_project_onto(xc / eps, w, False), arr, axis)
+    return _finish(_project_onto(_centre(xc) / eps, w, False), arr, axis, valid)
