@@ -83,7 +83,7 @@ def test_poison_rule_nan_value_and_gradient_only_when_traced_invalid():
 
     # Concrete: no flag, the output is returned as it is.
     assert _checks.traced_valid(2.0) is None
-    y, i = f(2.0)
+    y, _ = f(2.0)
     np.testing.assert_array_equal(y, [0.0, 2.0, 4.0])
     good, bad = jax.jit(f)(2.0), jax.jit(f)(-1.0)
     np.testing.assert_array_equal(good[0], [0.0, 2.0, 4.0])

@@ -26,6 +26,7 @@ __all__ = [
     "check_int",
     "check_less",
     "check_lower_triangular",
+    "check_param",
     "check_positive",
     "check_square",
     "check_temperature",
@@ -270,3 +271,20 @@ def poison(out: Any, *valid: jax.Array | None) -> Any:
         return x * jnp.where(ok, 1.0, jnp.nan).astype(x.dtype)
 
     return jax.tree.map(one, out)
+
+
+def check_param(
+    value: Any, shape: tuple[int, ...], name: str, target: str = "x"
+) -> jax.Array | None:
+    """Checks a positive parameter (a temperature, ``delta``, ``clip``) against ``target``.
+
+    Concrete values: ValueError (``<= 0``, NaN, or a shape that does not broadcast to
+    ``shape``). Returns the traced validity flag for :func:`poison` (None when the value
+    is concrete). A valid Python number is accepted at once (no per-call overhead on the
+    hot path).
+    """
+    if type(value) in (float, int) and value > 0:
+        return None  # False for NaN; inf is accepted, as by check_positive
+    check_positive(value, name)
+    check_broadcasts_to(value, shape, name, target)
+    return traced_valid(value)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import jax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _random
-from jaxrelax._src.soft.basic import _softmax
-from jaxrelax._src.st.basic import one_hot_argmax, straight_through
+from jaxrelax._src import _checks, _numerics, _random
+from jaxrelax._src.st.basic import straight_through
 
 __all__ = ["gumbel_softmax"]
 
@@ -66,11 +65,11 @@ def gumbel_softmax(
     _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "logits")
     cdt = _checks.compute_dtype(arr.dtype)
     perturbed = arr.astype(cdt) + _random.gumbel(key, arr.shape, cdt)
-    y = _softmax(perturbed, temperature, axis)
+    y = _numerics.softmax(perturbed, temperature, axis)
     if hard:
         # The arg max of the perturbed logits (the Gumbel-max sample), not of ``y``: a
         # masked entry stays -inf there (so it is never picked, and a fully masked row
         # gives zeros), and the sample does not depend on T (at a huge T, ``y`` rounds
         # to uniform and its arg max would always be index 0).
-        y = straight_through(one_hot_argmax(perturbed, axis), y)
+        y = straight_through(_numerics.one_hot_argmax(perturbed, axis), y)
     return _checks.poison(y.astype(arr.dtype), _checks.traced_valid(temperature))

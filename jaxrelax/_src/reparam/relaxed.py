@@ -12,25 +12,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _random
+from jaxrelax._src import _checks, _numerics, _random
 from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params, support_where
-from jaxrelax._src.soft.basic import _softmax
-from jaxrelax._src.st.basic import one_hot_argmax
 
 __all__ = ["binary_concrete", "concrete", "gumbel_max"]
-
-
-def _masked_log_softmax(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(log_softmax(logits), mask)`` over the last axis; ``-inf`` logits are masks.
-
-    Masked entries of the result are ``-inf`` and carry no NaN gradient.
-    """
-    mask = jnp.isneginf(logits)
-    m = jax.lax.stop_gradient(jnp.max(jnp.where(mask, -jnp.inf, logits), -1, keepdims=True))
-    m = jnp.where(jnp.isfinite(m), m, 0.0)
-    z = jnp.where(mask, 0.0, logits - m)
-    lse = jax.nn.logsumexp(jnp.where(mask, -jnp.inf, z), axis=-1, keepdims=True)
-    return jnp.where(mask, -jnp.inf, z - lse), mask
 
 
 def _categorical_shapes(p: Params):
@@ -65,11 +50,12 @@ def _check_temperature_batch(temperature: ArrayLike, logits: jax.Array) -> None:
 # ---------------------------------------------------------------------------------
 def _concrete_transform(p: Params, g: jax.Array) -> jax.Array:
     t = jnp.asarray(p["temperature"])[..., None]
-    return _softmax(p["logits"] + g, t, axis=-1)
+    return _numerics.softmax(p["logits"] + g, t, axis=-1)
 
 
 def _concrete_log_prob(p: Params, x: jax.Array) -> jax.Array:
-    logp, mask = _masked_log_softmax(p["logits"])
+    mask = jnp.isneginf(p["logits"])
+    logp = _numerics.masked_log_softmax(p["logits"])
     t = jnp.asarray(p["temperature"])
     n = jnp.sum(~mask, axis=-1).astype(x.dtype)  # categories in the support
     logx = jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
@@ -198,7 +184,7 @@ def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
 # Gumbel-max: exact categorical samples
 # ---------------------------------------------------------------------------------
 def _gumbel_max_log_prob(p: Params, x: jax.Array) -> jax.Array:
-    logp, _ = _masked_log_softmax(p["logits"])
+    logp = _numerics.masked_log_softmax(p["logits"])
     return jnp.sum(jnp.where(x > 0, x * logp, 0.0), axis=-1)
 
 
@@ -208,7 +194,7 @@ GUMBEL_MAX = Family(
     event_ndim=1,
     shapes=_categorical_shapes,
     noise=_random.gumbel,
-    transform=lambda p, g: one_hot_argmax(p["logits"] + g, axis=-1),
+    transform=lambda p, g: _numerics.one_hot_argmax(p["logits"] + g, axis=-1),
     log_prob=_gumbel_max_log_prob,
     noise_doc="g ~ Gumbel(0, 1) i.i.d., [..., K]",
 )

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _checks, _numerics
 
 __all__ = [
     "argmax",
@@ -37,53 +37,20 @@ __all__ = [
     "step",
 ]
 
-_builtin_max = max
-
-
-def _softmax(x: jax.Array, temperature: ArrayLike, axis: int) -> jax.Array:
-    """Stable softmax(x / T) along ``axis`` in the compute dtype; all-masked rows give 0."""
-    m = jnp.max(x, axis=axis, keepdims=True)
-    all_masked = m == -jnp.inf
-    m_safe = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    z = (x - m_safe) / jnp.asarray(temperature, x.dtype)
-    # A row of only -inf (fully masked) has no distribution: we return zeros there,
-    # with zero gradient, instead of NaN. Replace its entries before the softmax so
-    # that no NaN appears in either branch of the `where` (or in its gradient).
-    z = jnp.where(all_masked, 0.0, z)
-    p = jax.nn.softmax(z, axis=axis)
-    return jnp.where(all_masked, 0.0, p)
-
-
-def _check_param(
-    value: ArrayLike, shape: tuple[int, ...], name: str, target: str = "x"
-) -> jax.Array | None:
-    """Checks a positive parameter (a temperature, ``delta``) against ``target``'s shape.
-
-    Concrete values: ValueError (``<= 0``, NaN, or a shape that does not broadcast to
-    ``shape``). Returns the traced validity flag for :func:`_checks.poison` (None when
-    the value is concrete). A valid Python number is accepted at once (no per-call
-    overhead on the hot path); anything else goes through the shared checks.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return None  # False for NaN; inf is accepted, as by check_positive
-    _checks.check_positive(value, name)
-    _checks.check_broadcasts_to(value, shape, name, target)
-    return _checks.traced_valid(value)
-
 
 def _prepare(x: ArrayLike, temperature: ArrayLike, axis: int, name: str = "x"):
     """Checks a reduction's input; returns ``(x, x in the compute dtype, axis, flag)``."""
     arr = _checks.as_float_array(x, name)
     axis = _checks.check_axis(axis, arr.ndim, arg=name)
     _checks.check_event_nonempty(arr.shape, axis, name)
-    ok = _check_param(temperature, arr.shape, "temperature", name)
+    ok = _checks.check_param(temperature, arr.shape, "temperature", name)
     return arr, arr.astype(_checks.compute_dtype(arr.dtype)), axis, ok
 
 
 def _prepare_elementwise(x: ArrayLike, value: ArrayLike, name: str = "temperature"):
     """Checks an elementwise map's input; returns ``(x, x in the compute dtype, flag)``."""
     arr = _checks.as_float_array(x)
-    ok = _check_param(value, arr.shape, name)
+    ok = _checks.check_param(value, arr.shape, name)
     return arr, arr.astype(_checks.compute_dtype(arr.dtype)), ok
 
 
@@ -111,7 +78,7 @@ def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.A
       Array([0.023, 0.868, 0.005, 0.104], dtype=float32)
     """
     arr, xc, axis, ok = _prepare(x, temperature, axis)
-    return _checks.poison(_softmax(xc, temperature, axis).astype(arr.dtype), ok)
+    return _checks.poison(_numerics.softmax(xc, temperature, axis).astype(arr.dtype), ok)
 
 
 def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
@@ -147,7 +114,7 @@ def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> 
       Array(1.2606, dtype=float32)
     """
     arr, xc, axis, ok = _prepare(x, temperature, axis)
-    p = _softmax(xc, temperature, axis)
+    p = _numerics.softmax(xc, temperature, axis)
     shape = [1] * xc.ndim
     shape[axis] = xc.shape[axis]
     idx = jnp.arange(xc.shape[axis], dtype=xc.dtype).reshape(shape)
@@ -171,7 +138,7 @@ def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array
       Array(3.571, dtype=float32)
     """
     arr, xc, axis, ok = _prepare(x, temperature, axis)
-    p = _softmax(xc, temperature, axis)
+    p = _numerics.softmax(xc, temperature, axis)
     x_safe = jnp.where(jnp.isneginf(xc), 0.0, xc)
     return _checks.poison(jnp.sum(p * x_safe, axis=axis).astype(arr.dtype), ok)
 

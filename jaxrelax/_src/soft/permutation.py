@@ -2,59 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _checks, _numerics
 
 __all__ = ["sinkhorn"]
-
-
-def _safe_logsumexp(x: jax.Array, axis: int, empty: float = 0.0) -> jax.Array:
-    """``logsumexp`` along ``axis`` (kept); an all ``-inf`` slice gives ``empty``.
-
-    The gradient stays finite (zero) for an empty slice. ``empty=0`` (the default) keeps
-    ``x − lse`` at ``-inf`` there instead of NaN; ``empty=-inf`` is the exact value.
-    """
-    m = jnp.max(x, axis=axis, keepdims=True)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    s = jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)
-    ok = s > 0
-    return jnp.where(ok, jnp.log(jnp.where(ok, s, 1.0)) + m, empty)
-
-
-def _check_temperature(temperature: ArrayLike, shape: tuple[int, ...]) -> jax.Array | None:
-    """Concrete: ValueError (``<= 0``, NaN, or not broadcasting to ``log_alpha``'s
-    ``shape``); returns the traced validity flag for :func:`_checks.poison`, or None."""
-    t = temperature
-    if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0:
-        return None  # a valid Python number: no per-call overhead
-    _checks.check_temperature(t)
-    _checks.check_broadcasts_to(t, shape, "temperature", "log_alpha")
-    return _checks.traced_valid(t)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -> jax.Array:
-    """``num_iters`` row-then-column normalisations of ``log_alpha / T`` in the log domain.
-
-    Works on the last two axes; leading axes are batch axes carried through the loop, so
-    batching never wraps a loop in ``vmap``.
-    """
-    # Row normalisation is invariant to a per-row shift, so subtracting the row maximum
-    # before dividing by T is exact and keeps huge scores and tiny T finite.
-    m = jnp.max(log_alpha, axis=-1, keepdims=True)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    x = (log_alpha - m) / jnp.asarray(temperature, log_alpha.dtype)
-
-    def body(_, x):
-        x = x - _safe_logsumexp(x, axis=-1)
-        return x - _safe_logsumexp(x, axis=-2)
-
-    return jax.lax.fori_loop(0, num_iters, body, x)
 
 
 def sinkhorn(log_alpha: ArrayLike, temperature: ArrayLike = 1.0, num_iters: int = 20) -> jax.Array:
@@ -102,7 +56,7 @@ def sinkhorn(log_alpha: ArrayLike, temperature: ArrayLike = 1.0, num_iters: int 
     arr = _checks.as_float_array(log_alpha, "log_alpha")
     _checks.check_square(arr, "log_alpha")
     _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "log_alpha")
-    ok = _check_temperature(temperature, arr.shape)
+    ok = _checks.check_param(temperature, arr.shape, "temperature", "log_alpha")
     cdt = _checks.compute_dtype(arr.dtype)
-    x = _sinkhorn_log(arr.astype(cdt), temperature, num_iters)
+    x = _numerics.sinkhorn_log(arr.astype(cdt), temperature, num_iters)
     return _checks.poison(jnp.exp(x).astype(arr.dtype), ok)

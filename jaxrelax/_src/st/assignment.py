@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.st.basic import straight_through
 
 __all__ = ["assignment"]
@@ -49,44 +48,8 @@ def assignment(scores: ArrayLike) -> jax.Array:
         )
     cdt = _checks.compute_dtype(arr.dtype)
     sc = arr.astype(cdt)
-    hard = _hard_assignment(sc)
+    hard = _numerics.hungarian(sc)
     # The surrogate is the identity on finite scores; a -inf (forbidden) score would
     # make ``soft - stop_gradient(soft)`` NaN, so it enters as 0 with zero gradient.
     soft = jnp.where(jnp.isfinite(sc), sc, 0.0)
     return straight_through(hard, soft).astype(arr.dtype)
-
-
-@jax.jit
-def _hard_assignment(scores: jax.Array) -> jax.Array:
-    """The exact 0/1 assignment matrix of 2-D ``scores`` (jitted: one compile per shape
-    and dtype, also for eager callers)."""
-    scores = jax.lax.stop_gradient(scores)
-    rows, cols = optax.assignment.hungarian_algorithm(-_mask_forbidden(scores))
-    return jnp.zeros(scores.shape, scores.dtype).at[rows, cols].set(1.0)
-
-
-def _mask_forbidden(scores: jax.Array) -> jax.Array:
-    """``scores`` with non-finite entries replaced by finite stand-ins.
-
-    ``-inf`` (and NaN) become a penalty low enough that an assignment with fewer such
-    entries always scores more than one with more, so one avoiding them all is chosen
-    whenever it exists; ties are then broken by the finite scores. ``+inf`` becomes the
-    mirror-image bonus (as many as possible are used). The rule of the Hungarian wrapper
-    of ``jr.reparam.gumbel_sinkhorn(hard=True)`` (``_src/reparam/permutations.py``),
-    here for a rectangular 2-D matrix.
-    """
-    finite = jnp.isfinite(scores)
-    k = max(min(scores.shape), 1)
-    lo = jnp.min(jnp.where(finite, scores, jnp.inf), initial=jnp.inf)
-    hi = jnp.max(jnp.where(finite, scores, -jnp.inf), initial=-jnp.inf)
-    lo = jnp.where(jnp.isfinite(lo), lo, 0.0)
-    hi = jnp.where(jnp.isfinite(hi), hi, 0.0)
-    # An assignment has k entries, so one more forbidden entry must cost more than the
-    # whole spread k (hi - lo) of the finite ones. Clamped to the dtype's range: past
-    # it (scores near the float maximum) the order among forbidden entries is lost, but
-    # the result is still a valid assignment, never NaN.
-    big = jnp.finfo(scores.dtype).max / 4
-    spread = (hi - lo + 1.0) * (k + 1)
-    penalty = jnp.maximum(lo - spread, -big)
-    bonus = jnp.minimum(hi + spread, big)
-    return jnp.where(finite, scores, jnp.where(scores == jnp.inf, bonus, penalty))

@@ -9,14 +9,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _random
-from jaxrelax._src.soft.basic import _softmax
+from jaxrelax._src import _checks, _numerics, _random
 
 __all__ = [
     "argmax",
     "bernoulli",
     "identity",
-    "one_hot_argmax",
     "round",
     "sign",
     "straight_through",
@@ -84,18 +82,6 @@ def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.
     return wrapped
 
 
-def one_hot_argmax(x: jax.Array, axis: int) -> jax.Array:
-    """Exact one-hot arg max along ``axis`` (zeros for a fully masked row).
-
-    A ``-inf`` entry is never selected: a row with a finite entry picks a finite one,
-    and a row of only ``-inf`` gives all zeros.
-    """
-    idx = jnp.argmax(x, axis=axis)
-    hard = jax.nn.one_hot(idx, x.shape[axis], dtype=x.dtype, axis=axis)
-    all_masked = jnp.all(jnp.isneginf(x), axis=axis, keepdims=True)
-    return jnp.where(all_masked, 0.0, hard).astype(x.dtype)
-
-
 def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
     r"""Straight-through arg max.
 
@@ -125,8 +111,8 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
     _checks.check_event_nonempty(arr.shape, axis, "x")
     _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "x")
     xc = arr.astype(_checks.compute_dtype(arr.dtype))
-    soft = _softmax(xc, temperature, axis)
-    out = straight_through(one_hot_argmax(xc, axis), soft).astype(arr.dtype)
+    soft = _numerics.softmax(xc, temperature, axis)
+    out = straight_through(_numerics.one_hot_argmax(xc, axis), soft).astype(arr.dtype)
     return _checks.poison(out, _checks.traced_valid(temperature))
 
 
