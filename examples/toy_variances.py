@@ -11,7 +11,7 @@ import jaxrelax as jr
 
 f = lambda b: jnp.sum((b - 0.45) ** 2)
 phi, key = jnp.zeros(1), jax.random.key(0)
-ref = jax.grad(jr.estimators.exact(f))(phi, key)
+ref = jax.grad(jr.estimators.exact(f, "bernoulli"))(phi, key)
 est = jr.estimators
 c = lambda z, w: w[0] * jnp.sum(jax.nn.sigmoid(z / jax.nn.softplus(w[1]))) + w[2]
 E_relax = est.relax(f, control_variate=c)

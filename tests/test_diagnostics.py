@@ -12,9 +12,9 @@ f = lambda b: jnp.sum((b - 0.45) ** 2)
 
 def test_toy_problem_stats():
     phi, key = jnp.zeros(1), jax.random.key(0)
-    ref = jax.grad(jr.estimators.exact(f))(phi, key)
+    ref = jax.grad(jr.estimators.exact(f, "bernoulli"))(phi, key)
     s = jr.diagnostics.gradient_stats(
-        jr.estimators.reinforce(f), phi, key, num_trials=20_000, reference=ref
+        jr.estimators.reinforce(f, "bernoulli"), phi, key, num_trials=20_000, reference=ref
     )
     # REINFORCE's variance here is 1.594e-2 (two-point law: sample variance within 2%).
     np.testing.assert_allclose(s.variance, [1.594e-2], rtol=0.03)
@@ -23,7 +23,12 @@ def test_toy_problem_stats():
     assert float(s.max_bias_z) < 5.0  # unbiased: |bias| within 5 s.e.
     assert s.seconds_per_estimate > 0 and s.num_trials == 20_000
     d = jr.diagnostics.gradient_stats(
-        jr.estimators.disarm(f), phi, key, num_trials=1000, reference=ref, batch_size=300
+        jr.estimators.disarm(f, "bernoulli"),
+        phi,
+        key,
+        num_trials=1000,
+        reference=ref,
+        batch_size=300,
     )
     np.testing.assert_allclose(d.mean, ref, rtol=1e-5)
     assert float(d.total_variance) < 1e-12
@@ -31,11 +36,11 @@ def test_toy_problem_stats():
     # 2 (sigmoid(1) - 0.45) sigmoid'(1) = 0.110, the true gradient is 0.1 sigmoid'(1) = 0.020.
     one = jnp.ones(1)
     st = jr.diagnostics.gradient_stats(
-        jr.estimators.straight_through(f),
+        jr.estimators.straight_through(f, "bernoulli"),
         one,
         key,
         num_trials=5000,
-        reference=jax.grad(jr.estimators.exact(f))(one, key),
+        reference=jax.grad(jr.estimators.exact(f, "bernoulli"))(one, key),
     )
     assert float(st.max_bias_z) > 5.0
 
@@ -54,7 +59,7 @@ def test_pytree_params_and_args():
 
 
 def test_bad_arguments():
-    E = jr.estimators.reinforce(f)
+    E = jr.estimators.reinforce(f, "bernoulli")
     with pytest.raises(ValueError, match="num_trials"):
         jr.diagnostics.gradient_stats(E, jnp.zeros(1), jax.random.key(0), num_trials=1)
     with pytest.raises(TypeError, match="key"):
@@ -72,6 +77,6 @@ def test_bad_arguments():
 )
 def test_reference_of_the_wrong_shape(params, reference, match):
     # A wrong-shaped reference must not broadcast into a plausible bias (issue #10 item 4).
-    E = jr.estimators.reinforce(lambda b: jnp.sum(jax.tree_util.tree_leaves(b)[0]))
+    E = jr.estimators.reinforce(lambda b: jnp.sum(jax.tree_util.tree_leaves(b)[0]), "bernoulli")
     with pytest.raises(ValueError, match=match):
         jr.diagnostics.gradient_stats(E, params, jax.random.key(0), reference=reference)

@@ -730,8 +730,8 @@ ESTIMATORS = {
     "straight_through": (jr.estimators.straight_through(_f, "bernoulli"), "bernoulli"),
     "rebar": (jr.estimators.rebar(_f, "categorical", 2), "categorical"),
     "relax": (_relax(_f, "bernoulli"), "bernoulli"),
-    "arm": (jr.estimators.arm(_f, "bernoulli", num_pairs=2), "bernoulli"),
-    "disarm": (jr.estimators.disarm(_f, "bernoulli", num_pairs=2), "bernoulli"),
+    "arm": (jr.estimators.arm(_f, "bernoulli", num_samples=2), "bernoulli"),
+    "disarm": (jr.estimators.disarm(_f, "bernoulli", num_samples=2), "bernoulli"),
     "gumbel_rao": (jr.estimators.gumbel_rao(_f, "categorical", num_mc=3), "categorical"),
 }
 

@@ -75,7 +75,11 @@ ESTIMATORS = {
         "bernoulli",
         True,
     ),
-    "straight_through": (lambda t: jr.estimators.straight_through(_f), "bernoulli", False),
+    "straight_through": (
+        lambda t: jr.estimators.straight_through(_f, "bernoulli"),
+        "bernoulli",
+        False,
+    ),
     "rebar": (
         lambda t: jr.estimators.rebar(_f, "categorical", temperature=t, eta=2.0 * t),
         "categorical",
@@ -88,8 +92,8 @@ ESTIMATORS = {
         False,
     ),
     "relax": (_relax, "bernoulli", False),
-    "arm": (lambda t: jr.estimators.arm(_f, num_pairs=2), "bernoulli", False),
-    "disarm": (lambda t: jr.estimators.disarm(_f, num_pairs=2), "bernoulli", False),
+    "arm": (lambda t: jr.estimators.arm(_f, "bernoulli", num_samples=2), "bernoulli", False),
+    "disarm": (lambda t: jr.estimators.disarm(_f, "bernoulli", num_samples=2), "bernoulli", False),
     "gumbel_rao": (
         lambda t: jr.estimators.gumbel_rao(_f, "categorical", temperature=t, num_mc=3),
         "categorical",

@@ -48,7 +48,7 @@ _SCRIPT = textwrap.dedent(
     cases = {
         "reinforce": (per_example(reinforce), (bern, keys, theta)),
         "disarm": (
-            per_example(jr.estimators.disarm(f, "bernoulli", num_pairs=2)),
+            per_example(jr.estimators.disarm(f, "bernoulli", num_samples=2)),
             (bern, keys, theta),
         ),
         "st_gumbel_softmax": (

@@ -1,5 +1,6 @@
 """Tests of the shared estimator mechanism, for every estimator: jit, vmap, composition."""
 
+import inspect
 import itertools
 
 import jax
@@ -40,8 +41,8 @@ ESTIMATORS = {
     ),
     "rebar": (lambda f, d: jr.estimators.rebar(f, d, num_samples=2), ("bernoulli", "categorical")),
     "relax": (_relax, ("bernoulli", "categorical")),
-    "arm": (lambda f, d: jr.estimators.arm(f, d, num_pairs=2), ("bernoulli",)),
-    "disarm": (lambda f, d: jr.estimators.disarm(f, d, num_pairs=2), ("bernoulli",)),
+    "arm": (lambda f, d: jr.estimators.arm(f, d, num_samples=2), ("bernoulli",)),
+    "disarm": (lambda f, d: jr.estimators.disarm(f, d, num_samples=2), ("bernoulli",)),
     "gumbel_rao": (
         lambda f, d: jr.estimators.gumbel_rao(f, d, num_mc=3),
         ("bernoulli", "categorical"),
@@ -51,6 +52,118 @@ ESTIMATORS = {
 
 def _f(x, theta):
     return jnp.sum(jnp.sin(x * theta) + (x - 0.3) ** 2)
+
+
+def test_table_holds_every_estimator():
+    # A new estimator joins this table (docs/contributing.md); pathwise has no discrete dist.
+    assert set(ESTIMATORS) | {"pathwise"} == set(jr.estimators.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(jr.estimators.__all__))
+def test_dist_is_required_and_num_samples_is_the_count(name):
+    make = getattr(jr.estimators, name)
+    sig = inspect.signature(make)
+    assert list(sig.parameters)[:3] == ["f", "dist", "num_samples"]
+    assert sig.parameters["dist"].default is inspect.Parameter.empty
+    assert sig.parameters["num_samples"].default == 1
+    with pytest.raises(TypeError, match=rf"^{name}\(\) missing the required argument `dist`: "):
+        make(jnp.sum)
+    with pytest.raises(TypeError, match=r"missing the required argument `dist`"):
+        make(f=jnp.sum, num_samples=2)
+
+
+def _counted(f):
+    """``f`` with a marker: every traced evaluation leaves a debug_callback on its input."""
+
+    def g(x, *args):
+        jax.debug.callback(lambda x: None, x)
+        return f(x, *args)
+
+    return g
+
+
+def _points(jaxpr, size):
+    """Number of points at which the marked ``f`` is evaluated in ``jaxpr`` (batched by
+    vmap, so a marker's input holds ``k · size`` numbers for ``k`` points)."""
+    n = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "debug_callback":
+            n += sum(int(np.prod(v.aval.shape)) for v in eqn.invars) // size
+        for v in eqn.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    n += _points(sub.jaxpr, size)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    n += _points(sub, size)
+    return n
+
+
+_W = jnp.array([0.5, 0.2])
+# name -> (E with num_samples = 3 on 2 Bernoulli logits, traced evaluations of f, the
+# docstring's words for it). Counts are of f's traced calls, read off the jaxpr.
+F_EVALUATIONS = {
+    "exact": (lambda f: jr.estimators.exact(f, "bernoulli"), 4, "``2^n`` (Bernoulli)"),
+    "pathwise": (
+        lambda f: jr.estimators.pathwise(f, lambda p: jr.reparam.normal(p, 1.0), 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per",
+    ),
+    "reinforce": (
+        lambda f: jr.estimators.reinforce(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "gumbel_softmax": (
+        lambda f: jr.estimators.gumbel_softmax(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "st_gumbel_softmax": (
+        lambda f: jr.estimators.st_gumbel_softmax(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per",
+    ),
+    "straight_through": (
+        lambda f: jr.estimators.straight_through(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "gumbel_rao": (
+        lambda f: jr.estimators.gumbel_rao(f, "bernoulli", 3, num_mc=4),
+        3,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "arm": (
+        lambda f: jr.estimators.arm(f, "bernoulli", 3),
+        6,
+        "``2 · num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "disarm": (
+        lambda f: jr.estimators.disarm(f, "bernoulli", 3),
+        6,
+        "``2 · num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "rebar": (
+        lambda f: jr.estimators.rebar(f, "bernoulli", 3),
+        12,
+        "``4 · num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "relax": (
+        lambda f: jr.estimators.relax(f, "bernoulli", 3, control_variate=lambda z, w: w[0]),
+        6,
+        "``2 · num_samples`` evaluations of ``f`` per",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(jr.estimators.__all__))
+def test_f_evaluations_per_estimate_are_as_documented(name):
+    make, count, words = F_EVALUATIONS[name]
+    assert words in " ".join(getattr(jr.estimators, name).__doc__.split())
+    E = make(_counted(lambda x: jnp.sum(x**2)))
+    args = (_W,) if name == "relax" else ()
+    jaxpr = jax.make_jaxpr(jax.grad(E))(jnp.array([0.3, -0.5]), jax.random.key(0), *args)
+    assert _points(jaxpr.jaxpr, 2) == count
 
 
 def _params(dist):
@@ -125,7 +238,9 @@ def test_vmap_and_composition(name, dist):
 
 def test_encoder_composition_exact_matrix():
     # A linear encoder W x -> logits: grad_W = outer(grad_logits, x) (chain rule), with exact.
-    E = jr.estimators.exact(lambda b: jnp.sum((b - jnp.array([0.1, 0.9, 0.4])) ** 2) * b[0])
+    E = jr.estimators.exact(
+        lambda b: jnp.sum((b - jnp.array([0.1, 0.9, 0.4])) ** 2) * b[0], "bernoulli"
+    )
     x, W = jnp.array([0.5, -1.0]), jnp.array([[0.3, 0.1], [-0.2, 0.4], [1.0, 0.0]])
     g_W = jax.grad(lambda W: E(W @ x, jax.random.key(0)))(W)
     g_logits = jax.grad(E)(W @ x, jax.random.key(0))
@@ -164,7 +279,7 @@ def test_half_precision_logits(name):
 
 
 def test_legacy_key_and_bad_inputs():
-    E = jr.estimators.reinforce(jnp.sum)
+    E = jr.estimators.reinforce(jnp.sum, "bernoulli")
     a = E(jnp.zeros(2), jax.random.PRNGKey(0))
     assert np.isfinite(a)
     with pytest.raises(TypeError, match="key"):
@@ -174,14 +289,14 @@ def test_legacy_key_and_bad_inputs():
     with pytest.raises(TypeError, match="dist"):
         jr.estimators.reinforce(jnp.sum, dist=3)
     with pytest.raises(ValueError, match="num_samples"):
-        jr.estimators.rebar(jnp.sum, num_samples=0)
+        jr.estimators.rebar(jnp.sum, "bernoulli", num_samples=0)
     with pytest.raises(TypeError, match="num_samples"):
-        jr.estimators.reinforce(jnp.sum, num_samples=1.5)
+        jr.estimators.reinforce(jnp.sum, "bernoulli", num_samples=1.5)
     with pytest.raises(TypeError, match="`f`"):
-        jr.estimators.reinforce(None)
+        jr.estimators.reinforce(None, "bernoulli")
     with pytest.raises(ValueError, match="scalar"):
-        jr.estimators.reinforce(lambda b: b)(jnp.zeros(2), jax.random.key(0))
-    assert "reinforce" in repr(jr.estimators.reinforce(jnp.sum, baseline=0.5))
+        jr.estimators.reinforce(lambda b: b, "bernoulli")(jnp.zeros(2), jax.random.key(0))
+    assert "reinforce" in repr(jr.estimators.reinforce(jnp.sum, "bernoulli", baseline=0.5))
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def test_args_gradient_and_never_differentiates_x():
         raise AssertionError("f was differentiated")
 
     phi = jnp.array([0.3, -1.0])
-    E = jr.estimators.exact(lambda b, theta: jnp.sum(sq(b) - 2 * b * theta + theta**2))
+    E = jr.estimators.exact(lambda b, theta: jnp.sum(sq(b) - 2 * b * theta + theta**2), "bernoulli")
     g_phi = jax.grad(E)(phi, jax.random.key(0), 0.2)
     np.testing.assert_allclose(
         g_phi, (1 - 0.4) * jax.nn.sigmoid(phi) * jax.nn.sigmoid(-phi), rtol=1e-5
@@ -44,7 +44,7 @@ def test_masks_and_dtypes():
     p = jax.nn.softmax(logits)
     np.testing.assert_allclose(v, jnp.sum(p * jnp.arange(3.0)), rtol=1e-6)
     assert np.all(np.isfinite(g)) and float(g[0, 1]) == 0.0 and float(g[1, 2]) == 0.0
-    g16 = jax.grad(jr.estimators.exact(lambda b: jnp.sum(b**2)))(
+    g16 = jax.grad(jr.estimators.exact(lambda b: jnp.sum(b**2), "bernoulli"))(
         jnp.zeros(3, jnp.bfloat16), jax.random.key(0)
     )
     assert g16.dtype == jnp.bfloat16
@@ -64,6 +64,6 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="dist"):
         jr.estimators.exact(jnp.sum, dist=lambda p: jr.reparam.normal(p, 1.0))
     with pytest.raises(ValueError, match="num_samples"):
-        jr.estimators.exact(jnp.sum, num_samples=0)
+        jr.estimators.exact(jnp.sum, "bernoulli", num_samples=0)
     with pytest.raises(ValueError, match="params"):
         jr.estimators.exact(jnp.sum, dist="categorical")(jnp.array(1.0), jax.random.key(0))

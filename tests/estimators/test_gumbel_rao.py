@@ -37,6 +37,6 @@ def test_bernoulli_and_masks():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_mc"):
-        jr.estimators.gumbel_rao(jnp.sum, num_mc=0)
+        jr.estimators.gumbel_rao(jnp.sum, "categorical", num_mc=0)
     with pytest.raises(ValueError, match="temperature"):
-        jr.estimators.gumbel_rao(jnp.sum, temperature=0.0)
+        jr.estimators.gumbel_rao(jnp.sum, "categorical", temperature=0.0)

@@ -135,7 +135,7 @@ def test_relax_never_differentiates_f():
         raise AssertionError("f was differentiated")
 
     c, w = _relax_cv("bernoulli")
-    E = jr.estimators.relax(f, control_variate=c)
+    E = jr.estimators.relax(f, "bernoulli", control_variate=c)
     g = jax.jit(jax.grad(E, argnums=(0, 2)))(jnp.ones(3), jax.random.key(0), w)
     assert all(np.all(np.isfinite(x)) for x in g)
 
@@ -143,13 +143,13 @@ def test_relax_never_differentiates_f():
 def test_bad_arguments():
     f = lambda b: jnp.sum(b)
     with pytest.raises(ValueError, match="temperature"):
-        jr.estimators.rebar(f, temperature=0.0)
+        jr.estimators.rebar(f, "bernoulli", temperature=0.0)
     with pytest.raises(ValueError, match="eta"):
-        jr.estimators.rebar(f, eta=float("nan"))
+        jr.estimators.rebar(f, "bernoulli", eta=float("nan"))
     with pytest.raises(TypeError, match="control_variate"):
-        jr.estimators.relax(f, control_variate=None)
+        jr.estimators.relax(f, "bernoulli", control_variate=None)
     with pytest.raises(ValueError, match="dist"):
         jr.estimators.rebar(f, dist=lambda p: jr.reparam.normal(p, 1.0))
-    E = jr.estimators.relax(f, control_variate=lambda z, w: w * z)
+    E = jr.estimators.relax(f, "bernoulli", control_variate=lambda z, w: w * z)
     with pytest.raises(ValueError, match="control_variate"):
         E(jnp.zeros(2), jax.random.key(0), 1.0)

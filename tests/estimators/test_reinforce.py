@@ -47,10 +47,10 @@ def test_control_variate_unbiased_and_reduces_variance(
 def test_toy_variances(estimates):
     # min E_{b ~ Bern(sigmoid(phi))}[(b - 0.45)^2] at phi = 0 (closed-form variances).
     f = lambda b: jnp.sum((b - 0.45) ** 2)
-    _, g = estimates(jr.estimators.reinforce(f), jnp.zeros(1), 50_000, 3)
+    _, g = estimates(jr.estimators.reinforce(f, "bernoulli"), jnp.zeros(1), 50_000, 3)
     # Two-point estimates: the sample variance is within ~1% of the truth; allow 3%.
     np.testing.assert_allclose(g.var(), 1.594e-2, rtol=0.03)
-    E = jr.estimators.reinforce(f, num_samples=2, baseline="loo")
+    E = jr.estimators.reinforce(f, "bernoulli", num_samples=2, baseline="loo")
     _, g = estimates(E, jnp.zeros(1), 50_000, 4)
     np.testing.assert_allclose(g.var(), 6.25e-4, rtol=0.03)
 
@@ -84,13 +84,13 @@ def test_reparam_dist_unbiased(estimates, assert_unbiased):
 def test_bad_arguments():
     f = lambda b: jnp.sum(b)
     with pytest.raises(ValueError, match="num_samples"):
-        jr.estimators.reinforce(f, baseline="loo", num_samples=1)
+        jr.estimators.reinforce(f, "bernoulli", baseline="loo", num_samples=1)
     with pytest.raises(ValueError, match="baseline"):
-        jr.estimators.reinforce(f, baseline="mean", num_samples=2)
+        jr.estimators.reinforce(f, "bernoulli", baseline="mean", num_samples=2)
     with pytest.raises(TypeError, match="baseline"):
-        jr.estimators.reinforce(f, baseline=object())
+        jr.estimators.reinforce(f, "bernoulli", baseline=object())
     with pytest.raises(TypeError, match="control_variate"):
-        jr.estimators.reinforce(f, control_variate=lambda b: b)
+        jr.estimators.reinforce(f, "bernoulli", control_variate=lambda b: b)
     for bad in [float("nan"), float("inf"), np.float32(np.nan)]:
         with pytest.raises(ValueError, match="`baseline` must be finite"):
-            jr.estimators.reinforce(f, baseline=bad)
+            jr.estimators.reinforce(f, "bernoulli", baseline=bad)

@@ -34,7 +34,7 @@ def test_hard_samples_are_binary(dist):
 def test_straight_through_gradient_is_sigmoid_derivative():
     w = jnp.array([1.0, -2.0, 0.5])
     phi = jnp.array([0.3, -0.7, 2.0])
-    E = jr.estimators.straight_through(lambda b: jnp.dot(w, b))
+    E = jr.estimators.straight_through(lambda b: jnp.dot(w, b), "bernoulli")
     g = jax.jit(jax.grad(E))(phi, jax.random.key(0))
     s = jax.nn.sigmoid(phi)
     np.testing.assert_allclose(g, w * s * (1 - s), rtol=1e-6)
@@ -74,7 +74,7 @@ def test_gumbel_softmax_traced_temperature_and_low_temperature_bias():
 
     keys = jax.random.split(jax.random.key(0), 4000)
     v_cold = jax.vmap(value, (None, 0))(0.01, keys)
-    exact = jr.estimators.exact(f)(jnp.array([0.4, -0.3]), keys[0])
+    exact = jr.estimators.exact(f, "bernoulli")(jnp.array([0.4, -0.3]), keys[0])
     # At T = 0.01 the relaxed value is nearly the discrete one: mean within 5 s.e. + 0.01.
     assert abs(float(v_cold.mean()) - float(exact)) < 5 * float(v_cold.std()) / 63 + 0.01
     assert np.isfinite(jax.grad(value)(0.5, keys[0]))  # differentiable in the temperature
@@ -83,8 +83,8 @@ def test_gumbel_softmax_traced_temperature_and_low_temperature_bias():
 def test_bad_arguments():
     f = lambda b: jnp.sum(b)
     with pytest.raises(ValueError, match="temperature"):
-        jr.estimators.gumbel_softmax(f, temperature=-1.0)
+        jr.estimators.gumbel_softmax(f, "categorical", temperature=-1.0)
     with pytest.raises(ValueError, match="temperature"):
-        jr.estimators.st_gumbel_softmax(f, temperature=0.0)
+        jr.estimators.st_gumbel_softmax(f, "categorical", temperature=0.0)
     with pytest.raises(ValueError, match="dist"):
         jr.estimators.straight_through(f, dist="poisson")

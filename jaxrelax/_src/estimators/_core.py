@@ -46,26 +46,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.estimators import _dists
 
 __all__ = [
     "Call",
     "Estimator",
     "check_num_samples",
+    "dist_required",
     "estimate",
     "first_order_only",
     "magic_box_minus_one",
     "sample_keys",
+    "sampling_rule",
     "sg",
 ]
 
-sg = jax.lax.stop_gradient
+sg = _numerics.sg
 
 
 class Call(NamedTuple):
@@ -80,6 +82,32 @@ class Call(NamedTuple):
 
 Rule = Callable[[Any, jax.Array, Call], tuple[jax.Array, jax.Array]]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def dist_required(*allowed: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorates an estimator constructor ``NAME(f, dist, ...)`` whose ``dist`` is required.
+
+    A call without ``dist`` (neither second positional nor keyword) raises a ``TypeError``
+    naming it and the choices ``allowed`` (``"bernoulli"``, ``"categorical"``,
+    ``"reparam"``), instead of Python's bare "missing 1 required positional argument".
+    The signature is unchanged (``dist`` has no default), so type checkers flag it too.
+    """
+    choices = _dists.describe(allowed)
+
+    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def constructor(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            has_f = len(args) >= 1 or "f" in kwargs
+            if has_f and len(args) < 2 and "dist" not in kwargs:
+                raise TypeError(f"{fn.__name__}() missing the required argument `dist`: {choices}.")
+            return fn(*args, **kwargs)
+
+        return constructor
+
+    return wrap
+
 
 def check_num_samples(num_samples: Any, name: str = "num_samples", minimum: int = 1) -> int:
     """``num_samples`` as a static Python int ``>= minimum`` (ValueError naming it)."""
@@ -89,6 +117,24 @@ def check_num_samples(num_samples: Any, name: str = "num_samples", minimum: int 
 def sample_keys(key: jax.Array, num: int) -> jax.Array:
     """``num`` independent keys, one per draw (vmap over them)."""
     return jax.random.split(key, num)
+
+
+def sampling_rule(d: Any, n: int, draw: Callable[[jax.Array, jax.Array], jax.Array]) -> Rule:
+    """The rule of every estimator that only differentiates ``f`` at its draws.
+
+    ``draw(logits, key) -> x`` is one differentiable draw (relaxed, straight-through or
+    Rao-Blackwellised); the value is ``(1/n) Σ f(x_i)`` over ``n`` independent draws and
+    carries the whole gradient (the surrogate is 0): ``n`` evaluations of ``f``.
+    """
+
+    def rule(params, key, call):
+        logits = d.logits(params)
+        dtype = d.out_dtype(params)
+        xs = jax.vmap(lambda k: draw(logits, k).astype(dtype))(sample_keys(key, n))
+        value = jnp.mean(jax.vmap(call.f)(xs))
+        return value, jnp.zeros((), value.dtype)
+
+    return rule
 
 
 def magic_box_minus_one(logp: jax.Array) -> jax.Array:

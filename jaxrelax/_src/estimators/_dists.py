@@ -18,22 +18,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrelax._src import _checks, _random
-from jaxrelax._src.soft.basic import _softmax
-from jaxrelax._src.st.basic import one_hot_argmax
+from jaxrelax._src import _checks, _numerics, _random
 
-__all__ = ["Bernoulli", "Categorical", "ReparamDist", "get", "MAX_STATES"]
+__all__ = [
+    "MAX_STATES",
+    "Bernoulli",
+    "Categorical",
+    "DistArg",
+    "DistName",
+    "ReparamDist",
+    "describe",
+    "get",
+]
+
+#: The named discrete families an estimator's ``dist`` may be.
+DistName = Literal["bernoulli", "categorical"]
+#: ``dist`` of an estimator: a named discrete family or a callable ``params -> Reparam``.
+DistArg = DistName | Callable[[Any], Any]
+
+_REPARAM_TEXT = "a callable params -> jr.reparam.Reparam"
 
 #: Largest number of joint states ``exact`` enumerates (2**16).
 MAX_STATES = 2**16
 
-sg = jax.lax.stop_gradient
+sg = _numerics.sg
 
 
 def _logits(params: Any, dist: str) -> jax.Array:
@@ -126,28 +140,23 @@ class Categorical:
 
     def _log_probs(self, logits: jax.Array) -> jax.Array:
         # log_softmax with -inf masks kept as -inf and no NaN in the gradient.
-        m = jnp.max(logits, axis=-1, keepdims=True)
-        m = sg(jnp.where(jnp.isfinite(m), m, 0.0))
-        masked = jnp.isneginf(logits)
-        safe = jnp.where(masked, -jnp.inf, logits - m)
-        lse = jax.nn.logsumexp(safe, axis=-1, keepdims=True)
-        return jnp.where(masked, -jnp.inf, safe - lse)
+        return _numerics.masked_log_softmax(logits, -1)
 
     def perturb(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         """``z = log_softmax(l) + Gumbel(0, 1)``, differentiable in ``l``."""
         return self._log_probs(logits) + _random.gumbel(key, logits.shape, logits.dtype)
 
     def harden(self, z: jax.Array) -> jax.Array:
-        return one_hot_argmax(sg(z), -1)
+        return _numerics.one_hot_argmax(sg(z), -1)
 
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         return self.harden(self.perturb(sg(logits), key))
 
     def relax(self, z: jax.Array, temperature: Any) -> jax.Array:
-        return _softmax(z, temperature, -1)
+        return _numerics.softmax(z, temperature, -1)
 
     def soft_mean(self, logits: jax.Array, temperature: Any = 1.0) -> jax.Array:
-        return _softmax(logits, temperature, -1)
+        return _numerics.softmax(logits, temperature, -1)
 
     def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array) -> jax.Array:
         r"""``z̃ ~ p(z | argmax z = b)``, reparameterised in ``logits``.
@@ -230,6 +239,16 @@ class ReparamDist:
 _NAMED = {"bernoulli": Bernoulli, "categorical": Categorical}
 
 
+def describe(allowed: tuple[str, ...]) -> str:
+    """The choices ``allowed`` in words: ``"one of 'bernoulli', 'categorical' or a callable
+    params -> jr.reparam.Reparam"``, ``"'bernoulli'"``, ..."""
+    words = [_REPARAM_TEXT if a == "reparam" else repr(a) for a in allowed]
+    if len(words) == 1:
+        return words[0]
+    head = "one of " if len(words) > 2 else ""
+    return head + ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def get(dist: Any, allowed: tuple[str, ...] = ("bernoulli", "categorical", "reparam")):
     """Resolves the ``dist`` argument of an estimator.
 
@@ -240,18 +259,17 @@ def get(dist: Any, allowed: tuple[str, ...] = ("bernoulli", "categorical", "repa
     if isinstance(dist, str):
         if dist not in _NAMED:
             raise ValueError(
-                f"`dist` must be 'bernoulli', 'categorical' or a callable params -> "
-                f"jr.reparam.Reparam, got {dist!r}."
+                f"`dist` must be 'bernoulli', 'categorical' or {_REPARAM_TEXT}, got {dist!r}."
             )
         if dist not in allowed:
-            raise ValueError(f"`dist`={dist!r} is not supported here; use one of {allowed}.")
+            raise ValueError(
+                f"`dist`={dist!r} is not supported here; `dist` must be {describe(allowed)}."
+            )
         return _NAMED[dist]()
     if callable(dist):
         if "reparam" not in allowed:
-            names = " or ".join(repr(a) for a in allowed)
-            raise ValueError(f"`dist` must be {names} here, got the callable {dist!r}.")
+            raise ValueError(f"`dist` must be {describe(allowed)} here, got the callable {dist!r}.")
         return ReparamDist(dist)
     raise TypeError(
-        f"`dist` must be 'bernoulli', 'categorical' or a callable params -> "
-        f"jr.reparam.Reparam, got {type(dist).__name__}."
+        f"`dist` must be 'bernoulli', 'categorical' or {_REPARAM_TEXT}, got {type(dist).__name__}."
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -13,9 +15,16 @@ from jaxrelax._src.estimators import _core, _dists
 __all__ = ["arm", "disarm"]
 
 
-def _pairs(num_samples: int, num_pairs: int | None) -> int:
+def _pairs(name: str, num_samples: int, num_pairs: int | None) -> int:
     if num_pairs is None:
         return _core.check_num_samples(num_samples)
+    # stacklevel: _pairs <- arm/disarm <- dist_required's wrapper <- the caller.
+    warnings.warn(
+        f"jr.estimators.{name}(num_pairs=...) is deprecated and will be removed in the next "
+        f"release; use num_samples=... (the number of antithetic pairs, as before).",
+        DeprecationWarning,
+        stacklevel=4,
+    )
     if num_samples != 1:
         raise ValueError(
             f"give `num_pairs` or `num_samples` (both count antithetic pairs), not both; "
@@ -51,9 +60,10 @@ def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
     return _core.Estimator(name, f, d, rule, n)
 
 
+@_core.dist_required("bernoulli")
 def arm(
     f: Callable[..., jax.Array],
-    dist: str = "bernoulli",
+    dist: Literal["bernoulli"],
     num_samples: int = 1,
     *,
     num_pairs: int | None = None,
@@ -70,12 +80,13 @@ def arm(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar``, ``b`` in {0, 1} shaped like ``params``.
       dist: ``"bernoulli"`` only.
-      num_samples: number of antithetic pairs (2 evaluations of ``f`` each).
-      num_pairs: the same count under its own name (give one of the two).
+      num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
+      num_pairs: deprecated alias of ``num_samples`` (``DeprecationWarning``; removed in
+        the next release).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is ARM.
     Examples:
-      >>> E = jr.estimators.arm(lambda b: jnp.sum((b - 0.45) ** 2), num_pairs=4)
+      >>> E = jr.estimators.arm(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli", num_samples=4)
       >>> jax.grad(E)(jnp.zeros(2), jax.random.key(0)).shape
       (2,)
 
@@ -83,11 +94,12 @@ def arm(
       Yin & Zhou, `ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary Networks
       <https://arxiv.org/abs/1807.11143>`_, 2019.
 
-    .. note:: Unbiased; ``2 · num_pairs`` evaluations of ``f``, no derivative of ``f``.
-      DisARM has uniformly lower variance at the same cost. First derivatives only:
-      a second derivative w.r.t. ``params`` raises ``NotImplementedError``.
+    .. note:: Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
+      derivative of ``f``. DisARM has uniformly lower variance at the same cost. First
+      derivatives only: a second derivative w.r.t. ``params`` raises
+      ``NotImplementedError``.
     """
-    n = _pairs(num_samples, num_pairs)
+    n = _pairs("arm", num_samples, num_pairs)
 
     def grad_rule(lg, u, b1, b2, df):
         return df * (u - 0.5)
@@ -95,9 +107,10 @@ def arm(
     return _antithetic("arm", f, dist, n, grad_rule)
 
 
+@_core.dist_required("bernoulli")
 def disarm(
     f: Callable[..., jax.Array],
-    dist: str = "bernoulli",
+    dist: Literal["bernoulli"],
     num_samples: int = 1,
     *,
     num_pairs: int | None = None,
@@ -114,12 +127,13 @@ def disarm(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar``, ``b`` in {0, 1} shaped like ``params``.
       dist: ``"bernoulli"`` only.
-      num_samples: number of antithetic pairs (2 evaluations of ``f`` each).
-      num_pairs: the same count under its own name (give one of the two).
+      num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
+      num_pairs: deprecated alias of ``num_samples`` (``DeprecationWarning``; removed in
+        the next release).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is DisARM.
     Examples:
-      >>> E = jr.estimators.disarm(lambda b: jnp.sum((b - 0.45) ** 2))
+      >>> E = jr.estimators.disarm(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli")
       >>> jax.grad(E)(jnp.zeros(1), jax.random.key(0))  # exact here: zero variance
       Array([0.025], dtype=float32)
 
@@ -127,12 +141,12 @@ def disarm(
       Dong, Mnih & Tucker, `DisARM: An Antithetic Gradient Estimator for Binary Latent
       Variables <https://arxiv.org/abs/2006.10680>`_, 2020.
 
-    .. note:: Unbiased; ``2 · num_pairs`` evaluations of ``f``, no derivative of ``f``;
-      variance never above ARM's (Rao-Blackwellised ARM), zero on the classic toy problem
-      at ``φ = 0``. First derivatives only: a second derivative w.r.t. ``params`` raises
-      ``NotImplementedError``.
+    .. note:: Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
+      derivative of ``f``; variance never above ARM's (Rao-Blackwellised ARM), zero on the
+      classic toy problem at ``φ = 0``. First derivatives only: a second derivative w.r.t.
+      ``params`` raises ``NotImplementedError``.
     """
-    n = _pairs(num_samples, num_pairs)
+    n = _pairs("disarm", num_samples, num_pairs)
 
     def grad_rule(lg, u, b1, b2, df):
         # b = b2 (u < sigmoid(l)), b~ = b1 (1 - u < sigmoid(l)).

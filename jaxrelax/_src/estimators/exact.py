@@ -12,8 +12,9 @@ from jaxrelax._src.estimators import _core, _dists
 __all__ = ["exact"]
 
 
+@_core.dist_required("bernoulli", "categorical")
 def exact(
-    f: Callable[..., jax.Array], dist: str = "bernoulli", num_samples: int = 1
+    f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
     r"""Exact expectation and gradient by enumerating every joint state.
 
@@ -30,7 +31,8 @@ def exact(
     Args:
       f: per-sample loss ``f(x, *args) -> scalar``.
       dist: ``"bernoulli"`` or ``"categorical"``.
-      num_samples: ignored (kept for the common signature; must be ``>= 1``).
+      num_samples: ignored (kept for the common signature; must be ``>= 1``): the
+        estimate always enumerates every state.
     Returns:
       ``E(params, key, *args)`` (``key`` unused) returning the exact expectation; its
       gradient w.r.t. ``params`` is exact, w.r.t. ``args`` it is ``E[∂f/∂args]``.
@@ -41,8 +43,9 @@ def exact(
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).round(4)
       Array([0.025, 0.025, 0.025], dtype=float32)
 
-    .. note:: Unbiased with zero variance; cost grows exponentially with the number of
-      variables (``2^n`` or ``K^n`` evaluations of ``f``). Exact to every order:
+    .. note:: Unbiased with zero variance. ``2^n`` (Bernoulli) or ``K^n`` (categorical)
+      evaluations of ``f`` per estimate, one per joint state, no derivative of ``f``: the
+      cost grows exponentially with the number of variables. Exact to every order:
       ``jax.hessian`` w.r.t. ``params`` is ``Σ_x f(x) ∇²p(x)``, mixed ``params``/``args``
       derivatives are ``Σ_x ∇p(x) ∂f/∂args``.
     """

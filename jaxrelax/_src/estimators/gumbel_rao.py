@@ -15,9 +15,10 @@ from jaxrelax._src.st.basic import straight_through as _straight_through
 __all__ = ["gumbel_rao"]
 
 
+@_core.dist_required("bernoulli", "categorical")
 def gumbel_rao(
     f: Callable[..., jax.Array],
-    dist: str = "categorical",
+    dist: _dists.DistName,
     num_samples: int = 1,
     *,
     temperature: Any = 1.0,
@@ -40,13 +41,13 @@ def gumbel_rao(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
       dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
-      num_samples: exact draws per estimate (``f`` evaluations).
+      num_samples: exact draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0 of the relaxation; may be traced.
       num_mc: conditional Gumbel draws ``m`` per exact draw.
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
     Examples:
-      >>> E = jr.estimators.gumbel_rao(lambda b: b[1], temperature=0.5, num_mc=100)
+      >>> E = jr.estimators.gumbel_rao(lambda b: b[1], "categorical", temperature=0.5, num_mc=100)
       >>> jax.jit(jax.grad(E))(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
@@ -55,7 +56,8 @@ def gumbel_rao(
       Gradient Estimator <https://arxiv.org/abs/2010.04838>`_, 2021.
 
     .. note:: Biased gradient (the bias of ST Gumbel-softmax), lower variance; unbiased
-      value; ``num_samples`` evaluations of ``f``; needs ``∂f/∂b``. A second derivative
+      value. ``num_samples`` evaluations of ``f`` per estimate (the ``num_mc`` conditional
+      draws each cost a relaxation, not an ``f``); needs ``∂f/∂b``. A second derivative
       w.r.t. ``params`` is that of the straight-through surrogate (biased as well).
       A traced ``temperature`` <= 0 makes the value and gradients NaN.
     """
@@ -80,18 +82,11 @@ def gumbel_rao(
         soft = jnp.mean(jax.vmap(relaxed)(_core.sample_keys(k_v, m)), axis=0)
         return _straight_through(b, soft)
 
-    def rule(params, key, call):
-        logits = d.logits(params)
-        dtype = d.out_dtype(params)
-        xs = jax.vmap(lambda k: draw(logits, k).astype(dtype))(_core.sample_keys(key, n))
-        value = jnp.mean(jax.vmap(call.f)(xs))
-        return value, jnp.zeros((), value.dtype)
-
     return _core.Estimator(
         "gumbel_rao",
         f,
         d,
-        rule,
+        _core.sampling_rule(d, n, draw),
         n,
         options={"temperature": temperature, "num_mc": num_mc},
         positive=(("temperature", temperature),),

@@ -13,6 +13,7 @@ from jaxrelax._src.estimators import _core, _dists
 __all__ = ["pathwise"]
 
 
+@_core.dist_required("reparam")
 def pathwise(
     f: Callable[..., jax.Array],
     dist: Callable[[Any], Any],
@@ -30,7 +31,7 @@ def pathwise(
     Args:
       f: per-sample loss ``f(x, *args) -> scalar``, differentiable in ``x``.
       dist: a callable ``params -> jr.reparam.Reparam`` (``params`` any pytree).
-      num_samples: draws per estimate (``f`` evaluations).
+      num_samples: draws per estimate (one evaluation of ``f`` each).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is the pathwise gradient.
     Examples:
@@ -46,7 +47,8 @@ def pathwise(
       <https://arxiv.org/abs/1401.4082>`_, 2014.
 
     .. note:: Unbiased; usually the lowest-variance unbiased choice when ``f`` is
-      differentiable; ``num_samples`` evaluations of ``f`` and one backward pass.
+      differentiable. ``num_samples`` evaluations of ``f`` per estimate and one backward
+      pass through ``f``.
       Higher derivatives are autodiff of the Monte Carlo objective: ``jax.hessian`` is
       unbiased for ``∇²E`` when ``dist``'s transform has exact second derivatives.
     """

@@ -57,9 +57,10 @@ def _rule(d, n: int, control: Callable[[jax.Array, Any, _core.Call], jax.Array])
     return rule
 
 
+@_core.dist_required("bernoulli", "categorical")
 def rebar(
     f: Callable[..., jax.Array],
-    dist: str = "bernoulli",
+    dist: _dists.DistName,
     num_samples: int = 1,
     *,
     temperature: Any = 0.5,
@@ -87,13 +88,13 @@ def rebar(
       f: per-sample loss ``f(x, *args) -> scalar``, differentiable in ``x`` and
         accepting relaxed inputs.
       dist: ``"bernoulli"`` or ``"categorical"``.
-      num_samples: draws per estimate (3 evaluations of ``f`` each).
+      num_samples: draws per estimate (``f`` at 3 points each).
       temperature: T > 0 of the relaxation.
       eta: scale η of the control variate (any real; 0 gives REINFORCE).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is REBAR.
     Examples:
-      >>> E = jr.estimators.rebar(lambda b: jnp.sum((b - 0.45) ** 2), temperature=0.5)
+      >>> E = jr.estimators.rebar(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli", temperature=0.5)
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
@@ -101,10 +102,13 @@ def rebar(
       Tucker et al., `REBAR: Low-variance, unbiased gradient estimates for discrete latent
       variable models <https://arxiv.org/abs/1703.07370>`_, 2017.
 
-    .. note:: Unbiased; ``3 · num_samples`` evaluations of ``f`` (at ``b``, ``σ(z)`` and
-      ``σ(z̃)``) and backward passes through ``f`` at the relaxed points. A second
-      derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``. A traced
-      ``temperature`` <= 0 makes the value and gradients NaN.
+    .. note:: Unbiased. ``4 · num_samples`` evaluations of ``f`` per estimate, at 3 points
+      per draw (``b``, ``σ(z)`` and twice ``σ(z̃)``: once with the logits held fixed for
+      the score coefficient), ``8 · num_samples`` when ``temperature`` or ``eta`` is
+      traced (the variance-gradient pass runs the rule again), and backward passes
+      through ``f`` at the relaxed points. A second derivative w.r.t. ``params`` is the
+      surrogate's, not an unbiased ``∇²E``. A traced ``temperature`` <= 0 makes the value
+      and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
@@ -133,9 +137,10 @@ def rebar(
     )
 
 
+@_core.dist_required("bernoulli", "categorical")
 def relax(
     f: Callable[..., jax.Array],
-    dist: str = "bernoulli",
+    dist: _dists.DistName,
     num_samples: int = 1,
     *,
     control_variate: Callable[..., jax.Array],
@@ -165,7 +170,7 @@ def relax(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar`` (never differentiated w.r.t. ``b``).
       dist: ``"bernoulli"`` or ``"categorical"``.
-      num_samples: draws per estimate (1 evaluation of ``f`` and 3 of ``c`` each).
+      num_samples: draws per estimate (``f`` at 1 point and ``c`` at 3 points each).
       control_variate: ``c(z, cv_params, *args) -> scalar``, differentiable in ``z`` and
         ``cv_params``; ``z`` has the shape of ``params``. ``jr.estimators.rebar`` is the
         special case ``c(z) = η f(σ_T(z))``.
@@ -183,8 +188,10 @@ def relax(
       Grathwohl et al., `Backpropagation through the Void: Optimizing control variates for
       black-box gradient estimation <https://arxiv.org/abs/1711.00123>`_, 2018.
 
-    .. note:: Unbiased for any ``c``; ``num_samples`` evaluations of ``f`` (no derivative
-      of ``f``) and ``3 · num_samples`` of ``c``.
+    .. note:: Unbiased for any ``c``. ``2 · num_samples`` evaluations of ``f`` per
+      estimate (no derivative of ``f``) and ``6 · num_samples`` of ``c``: the estimate and
+      the variance-gradient pass each evaluate ``f`` at ``b`` and ``c`` at ``z``, at ``z̃``
+      and at ``z̃`` with the logits held fixed.
       A second derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))

@@ -15,9 +15,10 @@ from jaxrelax._src.estimators import _core, _dists
 __all__ = ["reinforce"]
 
 
+@_core.dist_required("bernoulli", "categorical", "reparam")
 def reinforce(
     f: Callable[..., jax.Array],
-    dist: Any = "bernoulli",
+    dist: _dists.DistArg,
     num_samples: int = 1,
     *,
     baseline: str | float | Callable[[Any, jax.Array], Any] | None = None,
@@ -51,7 +52,7 @@ def reinforce(
     Args:
       f: per-sample loss ``f(x, *args) -> scalar``.
       dist: ``"bernoulli"``, ``"categorical"`` or a callable ``params -> jr.reparam.Reparam``.
-      num_samples: draws per estimate (``f`` evaluations).
+      num_samples: draws per estimate (one evaluation of ``f`` each).
       baseline: ``None``, a float, ``"loo"`` or ``callable(params, key)``.
       control_variate: optional ``(h, h_mean)`` pair.
     Returns:
@@ -69,8 +70,8 @@ def reinforce(
       Kool et al., `Buy 4 REINFORCE Samples, Get a Baseline for Free!
       <https://openreview.net/forum?id=r1lgTGL5DE>`_, 2019.
 
-    .. note:: Unbiased for every baseline; high variance without one. Costs
-      ``num_samples`` evaluations of ``f`` and needs no derivative of ``f``. Higher
+    .. note:: Unbiased for every baseline; high variance without one. ``num_samples``
+      evaluations of ``f`` per estimate, no derivative of ``f``. Higher
       derivatives: the surrogate is written with the DiCE magic box, so ``jax.hessian``
       w.r.t. ``params`` is the unbiased estimate
       ``(1/n) Σ (f(x_i) − b_i − h(x_i)) (∇log p ∇log pᵀ + ∇²log p) + ∇²E[h]`` and mixed

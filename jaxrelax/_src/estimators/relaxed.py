@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -15,19 +14,6 @@ from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
 from jaxrelax._src.st.basic import straight_through as _straight_through
 
 __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
-
-
-def _sampling_rule(d, n: int, draw: Callable[[jax.Array, jax.Array], jax.Array]):
-    """A rule whose value (and gradient) is the mean of ``f`` at ``n`` differentiable draws."""
-
-    def rule(params, key, call):
-        logits = d.logits(params)
-        dtype = d.out_dtype(params)
-        xs = jax.vmap(lambda k: draw(logits, k).astype(dtype))(_core.sample_keys(key, n))
-        value = jnp.mean(jax.vmap(call.f)(xs))
-        return value, jnp.zeros((), value.dtype)
-
-    return rule
 
 
 def _concrete(d, temperature: Any, hard: bool):
@@ -41,9 +27,10 @@ def _concrete(d, temperature: Any, hard: bool):
     return draw
 
 
+@_core.dist_required("bernoulli", "categorical")
 def gumbel_softmax(
     f: Callable[..., jax.Array],
-    dist: str = "categorical",
+    dist: _dists.DistName,
     num_samples: int = 1,
     *,
     temperature: Any = 1.0,
@@ -58,7 +45,7 @@ def gumbel_softmax(
     Args:
       f: per-sample loss ``f(y, *args) -> scalar``, differentiable in ``y``.
       dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
-      num_samples: draws per estimate (``f`` evaluations).
+      num_samples: draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0; may be a traced array (annealing schedule, learned).
     Returns:
       ``E(params, key, *args)``.
@@ -74,14 +61,14 @@ def gumbel_softmax(
 
     .. note:: Biased for ``E[f(x)]`` over discrete ``x`` (both value and gradient refer to
       the relaxation); the bias shrinks and the variance grows as T → 0. ``num_samples``
-      evaluations of ``f`` and one backward pass through ``f``. Higher derivatives are
-      those of the relaxed objective (autodiff). A traced ``temperature`` <= 0 makes the
-      value and gradients NaN.
+      evaluations of ``f`` per estimate and one backward pass through ``f``. Higher
+      derivatives are those of the relaxed objective (autodiff). A traced ``temperature``
+      <= 0 makes the value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
-    rule = _sampling_rule(d, n, _concrete(d, temperature, hard=False))
+    rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=False))
     return _core.Estimator(
         "gumbel_softmax",
         f,
@@ -93,9 +80,10 @@ def gumbel_softmax(
     )
 
 
+@_core.dist_required("bernoulli", "categorical")
 def st_gumbel_softmax(
     f: Callable[..., jax.Array],
-    dist: str = "categorical",
+    dist: _dists.DistName,
     num_samples: int = 1,
     *,
     temperature: Any = 1.0,
@@ -110,7 +98,7 @@ def st_gumbel_softmax(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
       dist: ``"categorical"`` or ``"bernoulli"``.
-      num_samples: draws per estimate (``f`` evaluations).
+      num_samples: draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0 of the backward relaxation; may be traced.
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
@@ -123,15 +111,15 @@ def st_gumbel_softmax(
       Jang et al., `Categorical Reparameterization with Gumbel-Softmax
       <https://arxiv.org/abs/1611.01144>`_, 2017.
 
-    .. note:: Biased gradient (unbiased value); ``num_samples`` evaluations of ``f``;
-      needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is that of the
+    .. note:: Biased gradient (unbiased value). ``num_samples`` evaluations of ``f`` per
+      estimate; needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is that of the
       straight-through surrogate (biased as well). A traced ``temperature`` <= 0 makes
       the value and gradients NaN.
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
-    rule = _sampling_rule(d, n, _concrete(d, temperature, hard=True))
+    rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=True))
     return _core.Estimator(
         "st_gumbel_softmax",
         f,
@@ -143,8 +131,9 @@ def st_gumbel_softmax(
     )
 
 
+@_core.dist_required("bernoulli", "categorical")
 def straight_through(
-    f: Callable[..., jax.Array], dist: str = "bernoulli", num_samples: int = 1
+    f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
     r"""The straight-through estimator of Bengio et al. (2013).
 
@@ -155,7 +144,7 @@ def straight_through(
     Args:
       f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
       dist: ``"bernoulli"`` or ``"categorical"``.
-      num_samples: draws per estimate (``f`` evaluations).
+      num_samples: draws per estimate (one evaluation of ``f`` each).
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
     Examples:
@@ -167,9 +156,9 @@ def straight_through(
       Bengio, Léonard & Courville, `Estimating or Propagating Gradients Through Stochastic
       Neurons for Conditional Computation <https://arxiv.org/abs/1308.3432>`_, 2013.
 
-    .. note:: Biased gradient (unbiased value), lowest variance; ``num_samples``
-      evaluations of ``f``; needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is
-      that of the straight-through surrogate (biased as well).
+    .. note:: Biased gradient (unbiased value), lowest variance. ``num_samples``
+      evaluations of ``f`` per estimate; needs ``∂f/∂b``. A second derivative w.r.t.
+      ``params`` is that of the straight-through surrogate (biased as well).
     """
     d = _dists.get(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
@@ -179,4 +168,4 @@ def straight_through(
             return _st_bernoulli(key, logits)
         return _straight_through(d.sample(logits, key), d.soft_mean(logits))
 
-    return _core.Estimator("straight_through", f, d, _sampling_rule(d, n, draw), n)
+    return _core.Estimator("straight_through", f, d, _core.sampling_rule(d, n, draw), n)
