@@ -150,7 +150,7 @@ CASES = [
     ),
     (
         "reparam.relaxed_topk",
-        _quad(lambda x: jr.reparam.relaxed_topk(KEY, x, 2, temperature=T)),
+        _quad(lambda x: jr.reparam.relaxed_topk(x, 2, temperature=T).sample(KEY)),
         X4,
         "fd",
     ),

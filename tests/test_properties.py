@@ -676,10 +676,10 @@ def test_structured_samplers(seed, key, t, hard):
     # gumbel_topk: exact k-hot; relaxed_topk: sums to k in [0, 1] (hard: exact k-hot);
     # gumbel_sinkhorn: doubly stochastic (hard: a permutation matrix).
     logits = jnp.asarray(_unit((2, 5), seed) * 3.0, jnp.float32)
-    hot = jr.reparam.gumbel_topk(key, logits, 2)
+    hot = jr.reparam.gumbel_topk(logits, 2).sample(key)
     np.testing.assert_array_equal(_f32(hot).sum(-1), 2.0)
     assert np.all((_f32(hot) == 0) | (_f32(hot) == 1))
-    r = jr.reparam.relaxed_topk(key, logits, 2, temperature=t, hard=hard)
+    r = jr.reparam.relaxed_topk(logits, 2, temperature=t, hard=hard).sample(key)
     rf = _f32(r)
     # (A soft entry may exceed 1: it is a sum of k relaxed one-hots.)
     assert np.all(np.isfinite(rf)) and np.all(rf >= -1e-6)
@@ -687,16 +687,16 @@ def test_structured_samplers(seed, key, t, hard):
     if hard:
         assert np.all((rf == 0) | (rf == 1))
     la = jnp.asarray(_unit((3, 3), seed + 3) * 3.0, jnp.float32)
-    p = _f32(jr.reparam.gumbel_sinkhorn(key, la, temperature=t, num_iters=20, hard=hard))
+    p = _f32(jr.reparam.gumbel_sinkhorn(la, temperature=t, num_iters=20, hard=hard).sample(key))
     assert np.all(np.isfinite(p)) and np.all(p >= 0)
     if hard:
         np.testing.assert_array_equal(p.sum(0), 1.0)
         np.testing.assert_array_equal(p.sum(1), 1.0)
     else:
         assert np.allclose(p.sum(-1), 1.0, atol=1e-4) or np.allclose(p.sum(-2), 1.0, atol=1e-4)
-    g = jax.grad(lambda v: jnp.sum(jr.reparam.relaxed_topk(key, v, 2, temperature=t)[0, :2]))(
-        logits
-    )
+    g = jax.grad(
+        lambda v: jnp.sum(jr.reparam.relaxed_topk(v, 2, temperature=t).sample(key)[0, :2])
+    )(logits)
     assert np.all(np.isfinite(_f32(g)))
 
 

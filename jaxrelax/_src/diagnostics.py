@@ -94,8 +94,8 @@ def gradient_stats(
     Examples:
       >>> f = lambda b: jnp.sum((b - 0.45) ** 2)
       >>> s = jr.diagnostics.gradient_stats(
-      ...     jr.estimators.disarm(f, "bernoulli"), jnp.zeros(1), jax.random.key(0), num_trials=1000,
-      ...     reference=jnp.array([0.025]))
+      ...     jr.estimators.disarm(f, "bernoulli"), jnp.zeros(1), jax.random.key(0),
+      ...     num_trials=1000, reference=jnp.array([0.025]))
       >>> s.mean, float(s.total_variance) < 1e-12
       (Array([0.025], dtype=float32), True)
     """

@@ -103,6 +103,7 @@ _Q = jnp.array([3.0, 0.2, 1.5])
 _L1 = jnp.log(jnp.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
 _TRIL_A = jnp.array([[1.0, 0.0], [0.5, 2.0]])
 _TRIL_B = jnp.array([[0.3, 0.0], [-1.0, 0.7]])
+_LA = jnp.stack([_L1, _L1.T, -_L1])  # three 3x3 score matrices (gumbel_sinkhorn)
 
 FAMILIES = {
     "normal": (jr.reparam.normal, (-_P, _Q), (_P, _P)),
@@ -125,8 +126,34 @@ FAMILIES = {
     "concrete": (jr.reparam.concrete, (_L1, _P), (-_L1, _Q)),
     "binary_concrete": (jr.reparam.binary_concrete, (_P - 1.0, _Q), (_Q, _P)),
     "gumbel_max": (jr.reparam.gumbel_max, (_L1,), (-_L1,)),
+    # Structured families: static options (k, num_iters) closed over; temperatures
+    # broadcast to the logits' shape (one per row / matrix here).
+    "gumbel_topk": (lambda logits: jr.reparam.gumbel_topk(logits, 2), (_L1,), (-_L1,)),
+    "relaxed_topk": (
+        lambda logits, t: jr.reparam.relaxed_topk(logits, 2, temperature=t),
+        (_L1, _P[:, None]),
+        (-_L1, _Q[:, None]),
+    ),
+    "gumbel_sinkhorn": (
+        lambda la, t: jr.reparam.gumbel_sinkhorn(la, temperature=t, num_iters=5),
+        (_LA, _P[:, None, None]),
+        (-_LA, _Q[:, None, None]),
+    ),
 }
 NAMES = sorted(FAMILIES)
+# Families whose log_prob has no closed form: it raises NotImplementedError saying so
+# (after the shape check of x, which still applies).
+NO_LOG_PROB = {"relaxed_topk", "gumbel_sinkhorn"}
+
+
+def _log_prob(name, d, x):
+    """``d.log_prob(x)``, or None after checking the NotImplementedError of a family
+    without a closed-form log_prob."""
+    if name in NO_LOG_PROB:
+        with pytest.raises(NotImplementedError, match="no closed-form log_prob"):
+            d.log_prob(x)
+        return None
+    return d.log_prob(x)
 
 
 def _noise_leaves(eps):
@@ -149,9 +176,10 @@ def test_family_noise_parameter_free_and_shapes(name):
     # Different parameters, same noise: a different sample (the transform uses them).
     assert not np.allclose(xa, xb)
     np.testing.assert_array_equal(a.sample(key, (2,)), xa)
-    lp = a.log_prob(xa)
-    assert lp.shape == (2, 3)
-    assert np.all(np.isfinite(lp))
+    lp = _log_prob(name, a, xa)
+    if lp is not None:
+        assert lp.shape == (2, 3)
+        assert np.all(np.isfinite(lp))
 
 
 # beta and dirichlet share gamma's sampler and code path; each compile of the rejection
@@ -168,9 +196,11 @@ def test_family_jit_and_vmap(name):
     eager = ctor(*pa).sample(key, (2,))
     jitted = jax.jit(lambda k, *p: ctor(*p).sample(k, (2,)))(key, *pa)
     np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
-    lp_eager = ctor(*pa).log_prob(eager)
-    lp_jit = jax.jit(lambda x, *p: ctor(*p).log_prob(x))(eager, *pa)
-    np.testing.assert_allclose(lp_jit, lp_eager, rtol=1e-5, atol=1e-5)
+    has_lp = name not in NO_LOG_PROB
+    if has_lp:
+        lp_eager = ctor(*pa).log_prob(eager)
+        lp_jit = jax.jit(lambda x, *p: ctor(*p).log_prob(x))(eager, *pa)
+        np.testing.assert_allclose(lp_jit, lp_eager, rtol=1e-5, atol=1e-5)
 
     # vmap over the batch axis of the parameters (and over keys): each example is an
     # unbatched distribution and its draw equals the unbatched draw with that key.
@@ -180,8 +210,13 @@ def test_family_jit_and_vmap(name):
     np.testing.assert_allclose(batched[1], single, rtol=1e-5, atol=1e-6)
     # A Reparam crossing a vmap boundary as an argument.
     d = ctor(*pa)
-    lps = jax.vmap(lambda dd, x: dd.log_prob(x))(d, eager[0])
-    np.testing.assert_allclose(lps, lp_eager[0], rtol=1e-5, atol=1e-5)
+    if has_lp:
+        lps = jax.vmap(lambda dd, x: dd.log_prob(x))(d, eager[0])
+        np.testing.assert_allclose(lps, lp_eager[0], rtol=1e-5, atol=1e-5)
+    else:
+        eps = d.noise(key)
+        xs = jax.vmap(lambda dd, e: dd.transform(e))(d, eps)
+        np.testing.assert_allclose(xs, d.transform(eps), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES_FAST)
@@ -195,8 +230,8 @@ def test_family_dtype_kept(name):
     x = d.sample(jax.random.key(2), (2,))
     assert x.dtype == dtype
     assert np.all(np.isfinite(np.asarray(x, np.float32)))
-    lp = d.log_prob(x)
-    assert lp.dtype == dtype
+    lp = _log_prob(name, d, x)
+    assert lp is None or lp.dtype == dtype
 
 
 # ---------------------------------------------------------------------------------
@@ -223,7 +258,8 @@ def test_family_log_prob_rejects_misfit_x(name):
         assert str((3, *d.event_shape)) in str(e.value)  # the expected batch + event
     # Shapes that fit: size-1 / missing batch axes and leading sample axes (no compile:
     # the check runs before the computation, so only the accepted shapes are evaluated).
-    assert d.log_prob(jnp.full((2, 3, *d.event_shape), 0.5)).shape == (2, 3)
+    lp = _log_prob(name, d, jnp.full((2, 3, *d.event_shape), 0.5))
+    assert lp is None or lp.shape == (2, 3)
 
 
 # Families with two parameters: the first with batch 3, the second cut to batch 2.
@@ -246,6 +282,9 @@ def test_family_mismatched_parameter_shapes_name_both(name):
 EVENT_FAMILIES = {
     "concrete": (lambda: jr.reparam.concrete(jnp.zeros((2, 0)), 1.0), "logits"),
     "gumbel_max": (lambda: jr.reparam.gumbel_max(jnp.zeros((2, 0))), "logits"),
+    "gumbel_topk": (lambda: jr.reparam.gumbel_topk(jnp.zeros((2, 0)), 1), "logits"),
+    "relaxed_topk": (lambda: jr.reparam.relaxed_topk(jnp.zeros((2, 0)), 1), "logits"),
+    "gumbel_sinkhorn": (lambda: jr.reparam.gumbel_sinkhorn(jnp.zeros((2, 0, 0))), "log_alpha"),
     "dirichlet": (lambda: jr.reparam.dirichlet(jnp.ones((2, 0))), "concentration"),
     "multivariate_normal": (
         lambda: jr.reparam.multivariate_normal(jnp.zeros((2, 0)), jnp.zeros((2, 0, 0))),
@@ -274,7 +313,8 @@ def test_family_empty_batch_gives_empty_results(name):
     assert d.batch_shape == (0,)
     x = d.sample(jax.random.key(0), (2,))
     assert x.shape == (2, 0, *d.event_shape)
-    assert d.log_prob(x).shape == (2, 0)
+    lp = _log_prob(name, d, x)
+    assert lp is None or lp.shape == (2, 0)
 
 
 # One row per constrained argument: (family, index of the argument, invalid value).
@@ -299,6 +339,8 @@ INVALID = [
     ("multivariate_normal", 1, "not triangular"),
     ("concrete", 1, 0.0),
     ("binary_concrete", 1, -1.0),
+    ("relaxed_topk", 1, 0.0),
+    ("gumbel_sinkhorn", 1, -1.0),
 ]
 
 
@@ -338,6 +380,16 @@ def test_family_traced_invalid_parameter_poisons(name, index, value):
         assert np.all(np.isnan(leaf))
     key = jax.random.key(11)  # shapes as in the contract test above: compiled already
     assert np.all(np.isnan(d.sample(key, (2,))))
+    if name in NO_LOG_PROB:  # no log_prob: the sample's gradient is NaN, valid is exact
+        g = jax.grad(lambda *p: ctor(*p).sample(key, (2,)).sum(), argnums=index)(*bad)
+        assert np.all(np.isnan(g))
+        np.testing.assert_allclose(
+            jax.jit(lambda *p: ctor(*p).sample(key, (2,)))(*pa),
+            ctor(*pa).sample(key, (2,)),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        return
     x = ctor(*pa).sample(key, (2,))
     assert np.all(np.isnan(d.log_prob(x)))
     assert np.all(np.isnan(d.log_prob(jnp.full(x.shape, -5.0, x.dtype))))

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxrelax._src.reparam import continuous, gamma, relaxed
 from jaxrelax._src.reparam.base import Reparam, normal
 
-__all__ = ["from_distribution", "supported_distributions"]
+__all__ = ["from_distribution"]
 
 
 def _attr(d: Any, name: str) -> Any:
@@ -109,11 +109,6 @@ _REGISTRY: dict[str, dict[str, Callable[[Any], Reparam]]] = {
         ),
     },
 }
-
-
-def supported_distributions() -> dict[str, tuple[str, ...]]:
-    """The class names ``from_distribution`` converts, per library."""
-    return {lib: tuple(sorted(table)) for lib, table in _REGISTRY.items()}
 
 
 def _library(cls: type) -> str | None:
