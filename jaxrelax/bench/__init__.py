@@ -1,4 +1,5 @@
-"""The jaxrelax benchmark: ``python -m jaxrelax.bench [--quick] [--only NAME] [--out DIR]``.
+"""The jaxrelax benchmark: ``python -m jaxrelax.bench [--quick] [--only NAME] [--out DIR]
+[--sort-sizes N ...]``.
 
 Three suites, each an ordinary user of the public API (``import jaxrelax as jr``):
 
@@ -7,7 +8,9 @@ Three suites, each an ordinary user of the public API (``import jaxrelax as jr``
   Adam training runs at an equal budget of ``f``-evaluations per step.
 * ``vae``: a Bernoulli VAE on binarised 8×8 digits (scikit-learn's bundled
   ``load_digits``), linear and non-linear, trained with each estimator.
-* ``ops``: forward + backward cost of relaxed operators relative to hard floors.
+* ``ops``: forward + backward cost of relaxed operators relative to hard floors, and of
+  soft sort / rank against ``jnp.sort`` by row length
+  (``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``).
 
 Results go to ``bench-results/`` (``results.json`` with every number, ``summary.txt``
 with the printed tables, and PNG plots).

@@ -1,4 +1,10 @@
-"""Command line of the benchmark: ``python -m jaxrelax.bench --help``."""
+"""Command line of the benchmark: ``python -m jaxrelax.bench --help``.
+
+Examples::
+
+    python -m jaxrelax.bench --quick                       # every suite, small settings
+    python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5   # soft sort/rank by size
+"""
 
 from __future__ import annotations
 
@@ -28,10 +34,29 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"run only these suites ({', '.join(SUITES)}); repeat or comma-separate",
     )
+    p.add_argument(
+        "--sort-sizes",
+        nargs="+",
+        type=_size,
+        metavar="N",
+        help="row lengths of the ops suite's soft sort/rank timings (e.g. 1e3 1e4 1e5; "
+        "default 1e3 1e4 1e5, with --quick 1e3)",
+    )
     p.add_argument("--out", default="bench-results", metavar="DIR", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
+
+
+def _size(text: str) -> int:
+    """A positive integer size, also written as a float (``1e4``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,11 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [n for n in only if n not in SUITES]
         if bad:
             parser().error(f"--only: unknown suite(s) {bad}; choose from {list(SUITES)}")
+    overrides = {}
+    if args.sort_sizes:
+        if only is not None and "ops" not in only:
+            parser().error("--sort-sizes: the ops suite is not selected (add --only ops)")
+        overrides["ops"] = {"sort_sizes": tuple(args.sort_sizes)}
     run_bench(
         out_dir=args.out,
         quick=args.quick,
         seed=args.seed,
         only=only,
+        overrides=overrides,
         progress=not args.no_progress,
         argv=list(sys.argv[1:] if argv is None else argv),
     )

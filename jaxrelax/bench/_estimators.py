@@ -48,7 +48,6 @@ class Spec:
     name: str  # attribute of jr.estimators
     cost: int  # f evaluations per draw
     options: tuple[tuple[str, Any], ...] = ()
-    count_kw: str = "num_samples"  # the keyword that sets the number of draws
     min_count: int = 1
     categorical_view: bool = False  # Bernoulli as a two-class categorical
     learned: bool = False  # has control-variate parameters (RELAX)
@@ -72,7 +71,7 @@ SPECS: tuple[Spec, ...] = (
         unbiased=False,
     ),
     Spec("arm", "arm", 2),
-    Spec("disarm", "disarm", 2, count_kw="num_pairs"),
+    Spec("disarm", "disarm", 2),
     Spec("rebar", "rebar", 3),
     Spec("relax", "relax", 3, learned=True),
 )
@@ -129,7 +128,7 @@ def build(
     """
     draws = max(spec.min_count, budget // spec.cost)
     options = dict(spec.options)
-    options[spec.count_kw] = draws
+    options["num_samples"] = draws  # draws: samples, or antithetic pairs (ARM, DisARM)
     make = getattr(jr.estimators, spec.name)
     cv_init = None
     if spec.categorical_view:

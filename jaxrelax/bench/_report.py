@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,8 @@ __all__ = [
     "jsonable",
     "new_figure",
     "save_figure",
-    "time_calls",
+    "best",
+    "time_interleaved",
     "write_json",
 ]
 
@@ -177,16 +178,47 @@ def compile_fast(fn, *args):
     return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
 
 
-def time_calls(fn: Callable[[], Any], repeats: int) -> list[float]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn`` (each result blocked on)."""
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]], rounds: int, calls: int = 1
+) -> dict[str, np.ndarray]:
+    """Seconds per call of each of ``fns``, measured interleaved, round by round.
+
+    The one timer of the benchmark. Every function is called once first (compilation
+    and warm-up, not timed). Each of ``rounds`` rounds then times ``calls`` back-to-back
+    calls of every function (the last result blocked on), the order rotating from round
+    to round, so load on a busy machine hits every function alike. Summarise with
+    ``best`` (best of ``rounds``, as ``timeit`` advises) or ratios of rounds.
+
+    Args:
+      fns: name -> zero-argument function returning JAX arrays.
+      rounds: number of interleaved rounds (N of the best-of-N).
+      calls: calls per function per round (amortises dispatch for fast programs).
+    Returns:
+      name -> ``[rounds]`` seconds per call, in the order the rounds ran.
+    """
     import jax
 
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        out.append(time.perf_counter() - t0)
+    if rounds < 1 or calls < 1:
+        raise ValueError(f"`rounds` and `calls` must be >= 1, got {rounds} and {calls}.")
+    names = list(fns)
+    for name in names:
+        jax.block_until_ready(fns[name]())
+    out = {name: np.empty(rounds) for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                res = fn()
+            jax.block_until_ready(res)
+            out[name][r] = (time.perf_counter() - t0) / calls
     return out
+
+
+def best(seconds: np.ndarray) -> float:
+    """Best (smallest) of the per-round times of ``time_interleaved``."""
+    return float(np.min(seconds))
 
 
 # --------------------------------------------------------------------------- progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -54,6 +55,7 @@ def run_bench(
     progress: bool = True,
     argv: Sequence[str] | None = None,
     configs: dict[str, Any] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
     echo: bool = True,
 ) -> dict[str, Any]:
     """Runs the selected suites; prints tables; writes ``out_dir/results.json``,
@@ -67,6 +69,8 @@ def run_bench(
       progress: show a tqdm progress bar on stderr.
       argv: the command line, recorded in the JSON.
       configs: per-suite configuration objects overriding the defaults (tests).
+      overrides: per-suite field values replacing those of the chosen configuration,
+        e.g. ``{"ops": {"sort_sizes": (1000, 10000)}}`` (the command line's options).
       echo: print the tables to stdout.
     Returns:
       The record written to ``results.json``.
@@ -79,7 +83,7 @@ def run_bench(
         cfg = (configs or {}).get(n)
         if cfg is None:
             cfg = _CONFIGS[n].quick() if quick else _CONFIGS[n]()
-        cfgs[n] = cfg
+        cfgs[n] = dataclasses.replace(cfg, **(overrides or {}).get(n, {}))
     _report.ensure_dir(out_dir)
     t_start, cpu_start = time.perf_counter(), time.process_time()
     record: dict[str, Any] = {

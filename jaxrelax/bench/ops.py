@@ -1,26 +1,36 @@
 """``ops`` suite: forward + backward cost of relaxed operators, as ratios to a hard floor.
 
-Each operator ``op`` is timed as ``jax.jit(jax.grad(lambda x: sum(w * op(x))))`` on a
-``[rows, n]`` batch, and compared with a floor measured in the same process, on the same
-inputs, interleaved round by round (so machine load hits both alike):
+Two parts, both timed with the benchmark's one interleaved best-of-N timer
+(``_report.time_interleaved``), every number measured in the same process as its floor,
+on the same input, round by round (so machine load hits both alike):
 
-==========================================  ==========================================
-operator                                    floor
-==========================================  ==========================================
-``jr.gumbel_softmax(key, x, hard=True)``    ``jax.nn.softmax(x + gumbel noise)``
-``jr.soft.sparsemax(x)``                    ``jax.nn.softmax(x)``
-``jr.soft.sort(x)``                         ``jnp.sort(x)`` (its gradient is a gather)
-``jr.soft.rank(x)``                         ``jnp.sort(x)``
-==========================================  ==========================================
+1. Operators on ``[rows, n]`` batches (``shapes``): each ``op`` is timed as
+   ``jax.jit(jax.grad(lambda x: sum(w * op(x))))`` against a floor:
 
-The reported number is the median over rounds of ``time(op) / time(floor)``; the
-medians of the bare seconds are reported too.
+   ==========================================  ==========================================
+   operator                                    floor
+   ==========================================  ==========================================
+   ``jr.gumbel_softmax(key, x, hard=True)``    ``jax.nn.softmax(x + gumbel noise)``
+   ``jr.soft.sparsemax(x)``                    ``jax.nn.softmax(x)``
+   ``jr.soft.sort(x)``                         ``jnp.sort(x)`` (its gradient is a gather)
+   ``jr.soft.rank(x)``                         ``jnp.sort(x)``
+   ==========================================  ==========================================
+
+2. Soft sort and rank on a few long rows (``sort_sizes``, ``sort_batch`` rows): forward
+   + backward (value and gradient of a weighted sum) and forward alone, against the
+   forward ``jnp.sort`` of the same input, with the growth of their times between
+   sizes (the O(n log n) claim). Sizes from the command line:
+   ``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``.
+
+Reported: best-of-``rounds`` seconds of the op and of its floor, their ratio, and the
+quartiles of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import functools
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +41,7 @@ import numpy as np
 import jaxrelax as jr
 from jaxrelax.bench import _report
 
-__all__ = ["OpsConfig", "plot", "run", "tables"]
+__all__ = ["OpsConfig", "num_tasks", "op_programs", "plot", "run", "sort_programs", "tables"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,47 +49,32 @@ class OpsConfig:
     """Sizes and repetitions of the ``ops`` suite."""
 
     shapes: tuple[tuple[int, int], ...] = ((256, 64), (16, 1024))
-    rounds: int = 7
+    rounds: int = 7  # best of this many interleaved rounds
     calls_per_round: int = 5
+    sort_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    sort_batch: int = 8
+    sort_rounds: int = 10
+    sort_strength: float = 1.0  # regularization_strength of soft sort / rank
 
     @classmethod
     def quick(cls) -> OpsConfig:
-        return cls(shapes=((64, 64),), rounds=7, calls_per_round=5)
+        # One sort size: each size compiles five programs, which dominates a quick run.
+        return cls(shapes=((64, 64),), sort_sizes=(1_000,), sort_rounds=5)
 
 
-def _op_table() -> list[tuple[str, str, Callable | None, Callable]]:
-    """``(name, floor name, op(key, x) or None if absent, floor(key, x))`` per operator."""
-    soft = jr.soft
+#: ``(name, floor name)`` of every operator of part 1, in table order.
+OPS: tuple[tuple[str, str], ...] = (
+    ("gumbel_softmax(hard=True)", "softmax + gumbel noise"),
+    ("soft.sparsemax", "softmax"),
+    ("soft.sort", "jnp.sort"),
+    ("soft.rank", "jnp.sort"),
+)
 
-    def gs_floor(key, x):
-        return jax.nn.softmax(x + jax.random.gumbel(key, x.shape, x.dtype), axis=-1)
-
-    def gs(key, x):
-        return jr.gumbel_softmax(key, x, hard=True)
-
-    def softmax_floor(key, x):
-        del key
-        return jax.nn.softmax(x, axis=-1)
-
-    def sort_floor(key, x):
-        del key
-        return jnp.sort(x, axis=-1)
-
-    def wrap(name):
-        fn = getattr(soft, name, None)
-        if fn is None:
-            return None
-        return lambda key, x: fn(x)
-
-    return [
-        ("gumbel_softmax(hard=True)", "softmax + gumbel noise", gs, gs_floor),
-        ("soft.sparsemax", "softmax", wrap("sparsemax"), softmax_floor),
-        ("soft.sort", "jnp.sort", wrap("sort"), sort_floor),
-        ("soft.rank", "jnp.sort", wrap("rank"), sort_floor),
-    ]
+#: The soft sort / rank programs of part 2, in table order (ratios to ``jnp.sort``).
+SORT_PROGRAMS: tuple[str, ...] = ("sort", "rank", "sort_fwd", "rank_fwd")
 
 
-def _fwd_bwd(op: Callable) -> Callable:
+def _fwd_bwd(op: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable[..., jax.Array]:
     """jit(grad) of ``sum(w * op(key, x))`` with respect to ``x``."""
 
     def loss(x, key, w):
@@ -88,27 +83,64 @@ def _fwd_bwd(op: Callable) -> Callable:
     return jax.jit(jax.grad(loss))
 
 
-def _time_pair(fa, fb, args, rounds, calls) -> tuple[list[float], list[float]]:
-    """Per-call seconds of ``fa(*args)`` and ``fb(*args)``, interleaved round by round."""
-    jax.block_until_ready(fa(*args))  # compile + warm up
-    jax.block_until_ready(fb(*args))
-    ta, tb = [], []
-    for r in range(rounds):
-        order = (fa, fb) if r % 2 == 0 else (fb, fa)
-        res = {}
-        for fn in order:
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                out = fn(*args)
-            jax.block_until_ready(out)
-            res[fn] = (time.perf_counter() - t0) / calls
-        ta.append(res[fa])
-        tb.append(res[fb])
-    return ta, tb
+@functools.cache
+def op_programs(name: str) -> tuple[Callable[..., jax.Array], Callable[..., jax.Array]]:
+    """The two jitted programs timed for operator ``name`` of ``OPS``: ``(op, floor)``.
+
+    Each is ``g(x, key, w) = ∇_x sum(w * op(key, x))``. Cached: a later call returns the
+    very programs a run timed (already compiled for its shapes).
+    """
+    ops = {
+        "gumbel_softmax(hard=True)": (
+            lambda key, x: jr.gumbel_softmax(key, x, hard=True),
+            lambda key, x: jax.nn.softmax(x + jax.random.gumbel(key, x.shape, x.dtype), axis=-1),
+        ),
+        "soft.sparsemax": (
+            lambda key, x: jr.soft.sparsemax(x),
+            lambda key, x: jax.nn.softmax(x, axis=-1),
+        ),
+        "soft.sort": (lambda key, x: jr.soft.sort(x), lambda key, x: jnp.sort(x, axis=-1)),
+        "soft.rank": (lambda key, x: jr.soft.rank(x), lambda key, x: jnp.sort(x, axis=-1)),
+    }
+    op, floor = ops[name]
+    return _fwd_bwd(op), _fwd_bwd(floor)
+
+
+@functools.cache
+def sort_programs(n: int, strength: float) -> dict[str, Callable[..., jax.Array]]:
+    """The jitted programs timed for one size of part 2, each a function of ``x [..., n]``.
+
+    ``"jnp.sort"`` (the floor), ``"sort"`` / ``"rank"`` (value and gradient of
+    ``sum(w * op(x))``, ``w = linspace(-1, 1, n)``) and ``"sort_fwd"`` / ``"rank_fwd"``.
+    Cached, as ``op_programs``.
+    """
+    w = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
+
+    def fwd_bwd(fn):
+        return jax.jit(jax.value_and_grad(lambda x: jnp.sum(fn(x, strength) * w)))
+
+    return {
+        "jnp.sort": jax.jit(lambda x: jnp.sort(x, axis=-1)),
+        "sort": fwd_bwd(jr.soft.sort),
+        "rank": fwd_bwd(jr.soft.rank),
+        "sort_fwd": jax.jit(lambda x: jr.soft.sort(x, strength)),
+        "rank_fwd": jax.jit(lambda x: jr.soft.rank(x, strength)),
+    }
 
 
 def num_tasks(cfg: OpsConfig) -> int:
-    return len(_op_table()) * len(cfg.shapes)
+    return len(OPS) * len(cfg.shapes) + len(cfg.sort_sizes)
+
+
+def _ratio_row(t_op: np.ndarray, t_floor: np.ndarray) -> dict[str, float]:
+    per_round = t_op / t_floor
+    return {
+        "ratio": _report.best(t_op) / _report.best(t_floor),
+        "ratio_q25": float(np.quantile(per_round, 0.25)),
+        "ratio_q75": float(np.quantile(per_round, 0.75)),
+        "seconds": _report.best(t_op),
+        "floor_seconds": _report.best(t_floor),
+    }
 
 
 def run(cfg: OpsConfig, seed: int, progress: _report.Progress) -> dict[str, Any]:
@@ -119,49 +151,59 @@ def run(cfg: OpsConfig, seed: int, progress: _report.Progress) -> dict[str, Any]
         kx, kw, kn, key = jax.random.split(key, 4)
         x = jax.random.normal(kx, (rows_n, n), jnp.float32)
         w = jax.random.normal(kw, (rows_n, n), jnp.float32)
-        for name, floor_name, op, floor in _op_table():
+        for name, floor_name in OPS:
             progress.describe(f"ops {name} {rows_n}x{n}")
-            row: dict[str, Any] = {
-                "op": name,
-                "floor": floor_name,
-                "shape": [rows_n, n],
-                "available": op is not None,
-            }
-            if op is not None:
-                t_op, t_floor = _time_pair(
-                    _fwd_bwd(op), _fwd_bwd(floor), (x, kn, w), cfg.rounds, cfg.calls_per_round
-                )
-                ratios = np.asarray(t_op) / np.asarray(t_floor)
-                row.update(
-                    ratio=float(np.median(ratios)),
-                    ratio_q25=float(np.quantile(ratios, 0.25)),
-                    ratio_q75=float(np.quantile(ratios, 0.75)),
-                    seconds=float(np.median(t_op)),
-                    floor_seconds=float(np.median(t_floor)),
-                )
-            rows.append(row)
+            op, floor = op_programs(name)
+            args = (x, kn, w)
+            t = _report.time_interleaved(
+                {"op": functools.partial(op, *args), "floor": functools.partial(floor, *args)},
+                cfg.rounds,
+                cfg.calls_per_round,
+            )
+            row = {"op": name, "floor": floor_name, "shape": [rows_n, n]}
+            rows.append({**row, **_ratio_row(t["op"], t["floor"])})
             progress.update()
+    sort_rows = []
+    for n in cfg.sort_sizes:
+        progress.describe(f"ops soft sort/rank n={n}")
+        kx, key = jax.random.split(key)
+        x = jax.random.normal(kx, (cfg.sort_batch, n), jnp.float32)
+        fns = sort_programs(n, cfg.sort_strength)
+        t = _report.time_interleaved(
+            {name: functools.partial(f, x) for name, f in fns.items()}, cfg.sort_rounds
+        )
+        base = _report.best(t["jnp.sort"])
+        sort_rows.append(
+            {
+                "n": n,
+                "jnp_sort_seconds": base,
+                "seconds": {p: _report.best(t[p]) for p in SORT_PROGRAMS},
+                "ratio": {p: _report.best(t[p]) / base for p in SORT_PROGRAMS},
+            }
+        )
+        progress.update()
     return {
         "config": dataclasses.asdict(cfg),
         "description": "forward+backward time of jit(grad(sum(w * op(x)))) divided by the "
-        "floor's, median over interleaved rounds",
+        "floor's, best of interleaved rounds; soft sort/rank against jnp.sort by size",
         "results": rows,
+        "sort_sizes": sort_rows,
     }
 
 
 def tables(result: dict[str, Any]) -> list[str]:
-    rows = []
-    for r in result["results"]:
-        rows.append(
-            {
-                "op": r["op"],
-                "shape": "x".join(str(s) for s in r["shape"]),
-                "floor": r["floor"],
-                "ratio": r.get("ratio") if r["available"] else "missing",
-                "us": None if not r["available"] else 1e6 * r["seconds"],
-                "floor_us": None if not r["available"] else 1e6 * r["floor_seconds"],
-            }
-        )
+    cfg = result["config"]
+    rows = [
+        {
+            "op": r["op"],
+            "shape": "x".join(str(s) for s in r["shape"]),
+            "floor": r["floor"],
+            "ratio": r["ratio"],
+            "us": 1e6 * r["seconds"],
+            "floor_us": 1e6 * r["floor_seconds"],
+        }
+        for r in result["results"]
+    ]
     cols = [
         ("op", "op (fwd+bwd)", "s"),
         ("shape", "shape", "s"),
@@ -170,33 +212,81 @@ def tables(result: dict[str, Any]) -> list[str]:
         ("us", "op us", ".1f"),
         ("floor_us", "floor us", ".1f"),
     ]
-    return [
+    out = [
         _report.format_table(
             "ops: forward+backward time relative to a floor measured in the same process",
             cols,
             rows,
-            note="x floor = median over interleaved rounds of time(op) / time(floor).",
+            note=f"x floor = best of {cfg['rounds']} interleaved rounds of time(op) over the "
+            "floor's best.",
         )
     ]
+    sweep = result.get("sort_sizes") or []
+    if sweep:
+        srows = [{"n": r["n"], "ms": 1e3 * r["jnp_sort_seconds"], **r["ratio"]} for r in sweep]
+        scols = [
+            ("n", "n", "d"),
+            ("ms", "jnp.sort ms", ".2f"),
+            ("sort", "sort fwd+bwd", ".2f"),
+            ("rank", "rank fwd+bwd", ".2f"),
+            ("sort_fwd", "sort fwd", ".2f"),
+            ("rank_fwd", "rank fwd", ".2f"),
+        ]
+        notes = [
+            f"x jnp.sort of the same input, best of {cfg['sort_rounds']} interleaved rounds "
+            f"(batch {cfg['sort_batch']}, float32, regularization_strength "
+            f"{cfg['sort_strength']})."
+        ]
+        for a, b in itertools.pairwise(sweep):
+            grow = {p: b["seconds"][p] / a["seconds"][p] for p in ("sort", "rank")}
+            notes.append(
+                f"growth n={a['n']} -> {b['n']}: sort fwd+bwd {grow['sort']:.1f}x, "
+                f"rank fwd+bwd {grow['rank']:.1f}x, "
+                f"jnp.sort {b['jnp_sort_seconds'] / a['jnp_sort_seconds']:.1f}x"
+            )
+        out.append(
+            _report.format_table(
+                "ops: soft sort / rank relative to jnp.sort, by row length",
+                scols,
+                srows,
+                note="\n".join(notes),
+            )
+        )
+    return out
 
 
 def plot(result: dict[str, Any], out_dir: str) -> list[str]:
-    res = [r for r in result["results"] if r["available"]]
-    if not res:
+    res = result["results"]
+    sweep = result.get("sort_sizes") or []
+    if not res and not sweep:
         return []
-    fig, axes = _report.new_figure(1, 1, width=7.0, height=0.5 + 0.45 * len(res))
+    ncols = 1 + bool(sweep)
+    fig, axes = _report.new_figure(1, ncols, width=7.0, height=0.9 + 0.45 * max(len(res), 6))
     ax = axes[0, 0]
     labels = [f"{r['op']}  [{'x'.join(map(str, r['shape']))}]" for r in res]
     ratio = np.array([r["ratio"] for r in res])
-    lo = ratio - np.array([r["ratio_q25"] for r in res])
-    hi = np.array([r["ratio_q75"] for r in res]) - ratio
+    # Per-round quartiles can straddle the best-of ratio: clip the bars at zero length.
+    lo = np.maximum(ratio - np.array([r["ratio_q25"] for r in res]), 0.0)
+    hi = np.maximum(np.array([r["ratio_q75"] for r in res]) - ratio, 0.0)
     y = np.arange(len(res))[::-1]
     ax.barh(y, ratio, xerr=[lo, hi], color="#1f77b4", alpha=0.8)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlabel("forward+backward time / floor (median, IQR)")
+    ax.set_xlabel("forward+backward time / floor (best of rounds; per-round IQR)")
     ax.set_title("ops: cost relative to the hard floor")
     for yi, ri in zip(y, ratio):
         ax.text(ri, yi, f" {ri:.2f}x", va="center", fontsize=8)
+    if sweep:
+        ax = axes[0, 1]
+        ns = [r["n"] for r in sweep]
+        for p in SORT_PROGRAMS:
+            ax.plot(ns, [r["ratio"][p] for r in sweep], marker="o", label=p, **_report.style(p))
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"row length n (batch {result['config']['sort_batch']})")
+        ax.set_ylabel("time / jnp.sort (best of rounds)")
+        ax.set_title("soft sort / rank relative to jnp.sort")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return [_report.save_figure(fig, f"{out_dir}/ops_ratios.png")]

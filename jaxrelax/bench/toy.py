@@ -18,16 +18,15 @@ against the spread of ``f`` — a hard signal-to-noise problem.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import jaxrelax as jr
 from jaxrelax.bench import _estimators, _report
+from jaxrelax.bench import _train as _train_lib
 
 __all__ = ["ToyConfig", "num_tasks", "plot", "run", "tables"]
 
@@ -78,63 +77,36 @@ def _train(built: _estimators.Built, exact, cfg: ToyConfig, key: jax.Array):
     per-step sample variance. Returns per-step exact loss and per-chunk mean
     log10-variance, ``[len(targets), ...]``.
     """
-    opt = optax.adam(cfg.learning_rate)
-    cv_opt = optax.adam(cfg.cv_learning_rate)
-    learned = built.spec.learned
+    trainer = _train_lib.Trainer(built, cfg.learning_rate, cfg.cv_learning_rate)
     targets = jnp.asarray(cfg.targets, jnp.float32)
 
-    def grads(phi, k, cv, t):
-        if learned:
-            return jax.grad(built.estimate, argnums=(0, 2))(phi, k, cv, t)
-        return jax.grad(built.estimate)(phi, k, cv, t), None
-
     def step(state, k, t):
-        phi, opt_state, cv, cv_state = state
-        loss = exact(phi, k, t)
+        loss = exact(state.params, k, t)
         keys = jax.random.split(k, cfg.var_samples)
         # lax.map, not vmap: a vmapped estimator compiles several times slower on CPU.
-        gs, g_cvs = jax.lax.map(lambda kk: grads(phi, kk, cv, t), keys)
-        upd, opt_state = opt.update(gs[0], opt_state, phi)
-        phi = optax.apply_updates(phi, upd)
-        if learned:
-            g_cv = jax.tree_util.tree_map(lambda g: g[0], g_cvs)
-            cv_upd, cv_state = cv_opt.update(g_cv, cv_state, cv)
-            cv = optax.apply_updates(cv, cv_upd)
-        return (phi, opt_state, cv, cv_state), (loss, jnp.var(gs, ddof=1))
+        gs, g_cvs = jax.lax.map(
+            lambda kk: trainer.grads(built.estimate, state.params, kk, state.cv, t), keys
+        )
+        state = trainer.apply(state, gs[0], _train_lib.first(g_cvs))
+        return state, (loss, jnp.var(gs, ddof=1))
 
     def chunk(state, k, t):
         keys = jax.random.split(k, cfg.var_every)
         state, (losses, variances) = jax.lax.scan(lambda s, kk: step(s, kk, t), state, keys)
-        return state, losses, jnp.log10(jnp.mean(variances))
+        return state, (losses, jnp.log10(jnp.mean(variances)))
 
-    def init(t):
-        del t
-        phi0 = jnp.zeros((), jnp.float32)
-        cv_state = cv_opt.init(built.cv_init) if learned else None
-        return (phi0, opt.init(phi0), built.cv_init, cv_state)
-
-    state = jax.vmap(init)(targets)
+    state = jax.vmap(lambda t: trainer.init(jnp.zeros((), jnp.float32)))(targets)
     n_chunks = max(1, cfg.steps // cfg.var_every)
     keys = jax.random.split(key, (n_chunks, len(cfg.targets)))
-    t0 = time.perf_counter()
-    chunk_c = _report.compile_fast(jax.vmap(chunk), state, keys[0], targets)
-    compile_s = time.perf_counter() - t0
-    losses, log_vars = [], []
-    t0 = time.perf_counter()
-    for i in range(n_chunks):
-        state, loss_c, lv = chunk_c(state, keys[i], targets)
-        losses.append(loss_c)
-        log_vars.append(lv)
-    jax.block_until_ready(state)
-    train_s = time.perf_counter() - t0
-    losses = np.concatenate(jax.device_get(losses), axis=1)  # [targets, steps]
-    log_vars = np.stack(jax.device_get(log_vars), axis=1)  # [targets, chunks]
+    state, outs, compile_s, train_s = _train_lib.run_chunks(jax.vmap(chunk), state, keys, targets)
+    losses = np.concatenate([o[0] for o in outs], axis=1)  # [targets, steps]
+    log_vars = np.stack([o[1] for o in outs], axis=1)  # [targets, chunks]
     var_steps = [(i + 0.5) * cfg.var_every for i in range(n_chunks)]
     return [
         {
             "steps": n_chunks * cfg.var_every,
             "loss": losses[j],
-            "final_phi": float(state[0][j]),
+            "final_phi": float(state.params[j]),
             "variance_steps": var_steps,
             "log10_variance": log_vars[j],
             "compile_seconds": compile_s,

@@ -40,17 +40,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
-from jaxrelax.bench import _estimators, _report
+from jaxrelax.bench import _estimators, _report, _train
 
 __all__ = ["VAEConfig", "load_digits", "num_tasks", "plot", "run", "tables"]
 
@@ -178,69 +176,46 @@ def _train_one(model, built, cfg, data_x, n_train, key, eval_fn):
     makes the Adam update, the pair gives an unbiased per-coordinate variance estimate
     ``(ĝ₁ − ĝ₂)² / 2`` of the encoder gradient, averaged over the chunk.
     """
-    opt = optax.adam(cfg.learning_rate)
-    cv_opt = optax.adam(cfg.cv_learning_rate)
-    learned = built.spec.learned
+    trainer = _train.Trainer(built, cfg.learning_rate, cfg.cv_learning_rate)
 
-    def grads(params, k, cv, xb):
-        if learned:
-            return jax.grad(model.loss, argnums=(1, 3))(built, params, k, cv, xb)
-        return jax.grad(model.loss, argnums=1)(built, params, k, cv, xb), None
+    def loss(params, k, cv, xb):
+        return model.loss(built, params, k, cv, xb)
 
     def step(state, k, data):
-        params, opt_state, cv, cv_state = state
         k_b, k_e = jax.random.split(k)
-        idx = jax.random.randint(k_b, (cfg.batch_size,), 0, n_train)
-        pair = jax.random.split(k_e, 2)
-        g2, g_cv2 = jax.vmap(grads, in_axes=(None, 0, None, None))(params, pair, cv, data[idx])
-        first = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)
-        upd, opt_state = opt.update(first(g2), opt_state, params)
-        params = optax.apply_updates(params, upd)
-        if learned:
-            cv_upd, cv_state = cv_opt.update(first(g_cv2), cv_state, cv)
-            cv = optax.apply_updates(cv, cv_upd)
+        xb = data[jax.random.randint(k_b, (cfg.batch_size,), 0, n_train)]
+        g2, g_cv2 = jax.vmap(lambda kk: trainer.grads(loss, state.params, kk, state.cv, xb))(
+            jax.random.split(k_e, 2)
+        )
+        state = trainer.apply(state, _train.first(g2), _train.first(g_cv2))
         leaves = jax.tree_util.tree_leaves(g2["enc"])
         sq = sum(jnp.sum(jnp.square(g[0] - g[1])) for g in leaves) / 2.0
         mean_var = sq / sum(g[0].size for g in leaves)
-        return (params, opt_state, cv, cv_state), mean_var
+        return state, mean_var
 
     def chunk(state, k, data):
         keys = jax.random.split(k, cfg.eval_every)
         state, variances = jax.lax.scan(lambda s, kk: step(s, kk, data), state, keys)
         return state, jnp.log10(jnp.mean(variances))
 
-    params = model.init_params
-    state = (
-        params,
-        opt.init(params),
-        built.cv_init,
-        cv_opt.init(built.cv_init) if learned else None,
-    )
-    t0 = time.perf_counter()
-    chunk_c = _report.compile_fast(chunk, state, key, data_x)
-    compile_s = time.perf_counter() - t0
     n_chunks = max(1, cfg.steps // cfg.eval_every)
     rec: dict[str, list] = {"step": [], "seconds": [], "train_elbo": [], "test_elbo": []}
-    rec["variance_step"] = []
-    rec["log10_encoder_grad_variance"] = []
-    train_s = 0.0
     keys = jax.random.split(key, n_chunks + 1)
-    for i in range(n_chunks + 1):
-        tr, te = eval_fn(state[0], jax.random.fold_in(keys[i], 1), 1)
+
+    def evaluate(i, state, train_s):
+        tr, te = eval_fn(state.params, jax.random.fold_in(keys[i], 1), 1)
         rec["step"].append(i * cfg.eval_every)
         rec["seconds"].append(train_s)
         rec["train_elbo"].append(tr)
         rec["test_elbo"].append(te)
-        if i == n_chunks:
-            break
-        t0 = time.perf_counter()
-        state, lv = chunk_c(state, keys[i], data_x)
-        jax.block_until_ready(state)
-        train_s += time.perf_counter() - t0
-        rec["variance_step"].append((i + 0.5) * cfg.eval_every)
-        rec["log10_encoder_grad_variance"].append(float(lv))
+
+    state, log_vars, compile_s, train_s = _train.run_chunks(
+        chunk, trainer.init(model.init_params), keys[:n_chunks], data_x, before=evaluate
+    )
+    rec["variance_step"] = [(i + 0.5) * cfg.eval_every for i in range(n_chunks)]
+    rec["log10_encoder_grad_variance"] = [float(lv) for lv in log_vars]
     reps = max(1, cfg.final_eval_samples // cfg.eval_samples)
-    final_tr, final_te = eval_fn(state[0], jax.random.fold_in(key, 2), reps)
+    final_tr, final_te = eval_fn(state.params, jax.random.fold_in(key, 2), reps)
     return {
         "steps": n_chunks * cfg.eval_every,
         "compile_seconds": compile_s,

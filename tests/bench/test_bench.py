@@ -1,8 +1,10 @@
 """End-to-end tests of ``python -m jaxrelax.bench`` on tiny settings."""
 
 import dataclasses
+import itertools
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +38,9 @@ TINY = {
         final_eval_samples=8,
         estimators=("reinforce+loo", "relax"),
     ),
-    "ops": dataclasses.replace(ops.OpsConfig.quick(), shapes=((4, 8),), rounds=3),
+    "ops": dataclasses.replace(
+        ops.OpsConfig.quick(), shapes=((4, 8),), rounds=3, sort_sizes=(32,), sort_rounds=2
+    ),
 }
 
 
@@ -101,9 +105,107 @@ def test_json_schema(tiny_run):
         assert len(c["log10_encoder_grad_variance"]) == TINY["vae"].steps // 10
         assert e["train_seconds"] > 0 and e["compile_seconds"] > 0
 
-    for r in rec["suites"]["ops"]["results"]:
-        assert r["available"], r["op"]
-        assert r["ratio"] > 0 and r["seconds"] > 0 and r["floor_seconds"] > 0
+    ops_rec = rec["suites"]["ops"]
+    # One row per operator and shape, in table order; every figure finite and positive.
+    cfg = TINY["ops"]
+    assert [(r["op"], r["floor"], r["shape"]) for r in ops_rec["results"]] == [
+        (op, floor, list(shape)) for shape in cfg.shapes for op, floor in ops.OPS
+    ]
+    for r in ops_rec["results"]:
+        figs = [r[k] for k in ("ratio", "ratio_q25", "ratio_q75", "seconds", "floor_seconds")]
+        assert all(np.isfinite(v) and v > 0 for v in figs), r
+        assert r["ratio"] == pytest.approx(r["seconds"] / r["floor_seconds"])
+    assert [r["n"] for r in ops_rec["sort_sizes"]] == list(cfg.sort_sizes)
+    for r in ops_rec["sort_sizes"]:
+        assert set(r["ratio"]) == set(r["seconds"]) == set(ops.SORT_PROGRAMS)
+        figs = [r["jnp_sort_seconds"], *r["ratio"].values(), *r["seconds"].values()]
+        assert all(np.isfinite(v) and v > 0 for v in figs), r
+        for p in ops.SORT_PROGRAMS:
+            assert r["ratio"][p] == pytest.approx(r["seconds"][p] / r["jnp_sort_seconds"])
+
+
+def _isotonic_decreasing(y):
+    """Least-squares non-increasing fit of ``y`` by pool-adjacent-violators (plain numpy)."""
+    blocks = []  # [sum, count]
+    for v in y:
+        blocks.append([v, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            s_, c = blocks.pop()
+            blocks[-1][0] += s_
+            blocks[-1][1] += c
+    return np.concatenate([np.full(c, s_ / c) for s_, c in blocks])
+
+
+def _project(z, w):
+    """l2 projection of ``z`` onto the permutahedron of ``w`` (Blondel et al. 2020, Prop. 3:
+    ``z − v[σ⁻¹]``, ``v`` the decreasing isotonic fit of ``z_σ − sort_desc(w)``)."""
+    sigma = np.argsort(-z, kind="stable")
+    v = _isotonic_decreasing(z[sigma] - np.sort(w)[::-1])
+    out = np.empty_like(z)
+    out[sigma] = z[sigma] - v
+    return out
+
+
+def _np_soft_sort(x, eps):
+    # ascending soft sort = −(projection of ρ/ε onto the permutahedron of −x), sorted
+    rho = np.arange(len(x), 0, -1) / eps
+    return np.sort(-_project(rho, -x))
+
+
+def _np_soft_rank(x, eps):
+    return _project(x / eps, np.arange(len(x), 0, -1.0))
+
+
+@pytest.mark.bench
+def test_ops_timed_programs_compute_the_ops(tiny_run):
+    # The very programs the ops suite timed (cached, already compiled for these shapes)
+    # compute soft sort / rank and the gradient of the weighted sum, not something cheaper:
+    # checked against a plain-numpy PAV reference and closed-form gradients.
+    cfg = TINY["ops"]
+    (n,) = cfg.sort_sizes
+    eps = cfg.sort_strength
+    fns = ops.sort_programs(n, eps)
+    x = jax.random.normal(jax.random.key(5), (cfg.sort_batch, n), jnp.float32)
+    xn = np.asarray(x, np.float64)
+    w = np.linspace(-1.0, 1.0, n)
+    ref_sort = np.stack([_np_soft_sort(r, eps) for r in xn])
+    np.testing.assert_allclose(fns["sort_fwd"](x), ref_sort, rtol=1e-5, atol=1e-5)
+    ref_rank = np.stack([_np_soft_rank(r, eps) for r in xn])
+    np.testing.assert_allclose(fns["rank_fwd"](x), ref_rank, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(fns["jnp.sort"](x), jnp.sort(x, axis=-1))
+    value, grad = fns["sort"](x)
+    np.testing.assert_allclose(value, np.sum(w * ref_sort), rtol=1e-5, atol=1e-4)
+    # Central differences of the numpy reference (piecewise linear in x; step far below
+    # the gaps between pooled blocks of these inputs).
+    h = 1e-6
+    fd = np.zeros_like(xn)
+    for i, j in itertools.product(range(xn.shape[0]), range(n)):
+        e = np.zeros(n)
+        e[j] = h
+        fd[i, j] = w @ (_np_soft_sort(xn[i] + e, eps) - _np_soft_sort(xn[i] - e, eps)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, atol=1e-4)
+    assert np.abs(fd).max() > 1e-2  # the check is not vacuous
+    (shape,) = cfg.shapes
+    op, floor = ops.op_programs("soft.sparsemax")
+    xs = jax.random.normal(jax.random.key(6), shape, jnp.float32)
+    ws = jax.random.normal(jax.random.key(7), shape, jnp.float32)
+    g_floor = floor(xs, jax.random.key(0), ws)
+    p = jax.nn.softmax(xs, axis=-1)  # gradient of sum(w * softmax(x)): p * (w - <p, w>)
+    np.testing.assert_allclose(
+        g_floor, p * (ws - jnp.sum(p * ws, -1, keepdims=True)), rtol=1e-5, atol=1e-6
+    )
+    # Sparsemax's Jacobian is diag(s) - s s^T / |S| on its support S (s its indicator;
+    # Martins & Astudillo 2016), so the gradient of sum(w * sparsemax(x)) is
+    # s * (w - mean of w over S).
+    # Support from the sorted-threshold rule: k = max{k : 1 + k z_(k) > Σ_{j≤k} z_(j)}.
+    z = -np.sort(-np.asarray(xs, np.float64), axis=-1)
+    ks = np.arange(1, shape[1] + 1)
+    k = np.max(np.where(1 + ks * z > np.cumsum(z, -1), ks, 0), -1, keepdims=True)
+    tau = (np.take_along_axis(np.cumsum(z, -1), k - 1, -1) - 1) / k
+    s_ = (np.asarray(xs) > tau).astype(np.float64)
+    wn = np.asarray(ws, np.float64)
+    mean_w = np.sum(s_ * wn, -1, keepdims=True) / np.sum(s_, -1, keepdims=True)
+    np.testing.assert_allclose(op(xs, jax.random.key(0), ws), s_ * (wn - mean_w), atol=1e-5)
 
 
 @pytest.mark.bench
@@ -111,7 +213,16 @@ def test_tables_printed(tiny_run):
     out, _ = tiny_run
     with open(os.path.join(out, "summary.txt")) as fh:
         text = fh.read()
-    for label in ("toy:", "vae (linear)", "ops:", "reinforce+loo", "disarm", "relax", "x floor"):
+    for label in (
+        "toy:",
+        "vae (linear)",
+        "ops:",
+        "reinforce+loo",
+        "disarm",
+        "relax",
+        "x floor",
+        "soft sort / rank",
+    ):
         assert label in text
 
 
@@ -131,6 +242,90 @@ def test_cli_only_and_seed(tmp_path, monkeypatch):
     assert cli.main(["--quick", "--only", "toy,ops", "--seed", "3", "--out", str(tmp_path)]) == 0
     assert seen["only"] == ["toy", "ops"] and seen["seed"] == 3 and seen["quick"]
     assert seen["out_dir"] == str(tmp_path)
+
+
+def test_cli_sort_sizes(tmp_path, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr("jaxrelax.bench._runner.run_bench", lambda **kw: seen.update(kw))
+    assert cli.main(["--only", "ops", "--sort-sizes", "1e3", "2000", "--out", str(tmp_path)]) == 0
+    assert seen["overrides"] == {"ops": {"sort_sizes": (1000, 2000)}}
+    for bad in (
+        ["--sort-sizes", "1.5"],
+        ["--sort-sizes", "0"],
+        ["--only", "toy", "--sort-sizes", "8"],
+    ):
+        with pytest.raises(SystemExit):
+            cli.main(bad)
+    err = capsys.readouterr().err
+    assert "not a positive integer: '1.5'" in err and "add --only ops" in err
+
+
+def test_run_bench_overrides_the_chosen_config(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(cfg, seed, progress):
+        seen["cfg"] = cfg
+        return {"config": dataclasses.asdict(cfg), "results": [], "sort_sizes": []}
+
+    monkeypatch.setattr(ops, "run", fake_run)
+    run_bench(
+        str(tmp_path),
+        quick=True,
+        only=["ops"],
+        progress=False,
+        echo=False,
+        overrides={"ops": {"sort_sizes": (7, 9)}},
+    )
+    assert seen["cfg"] == dataclasses.replace(ops.OpsConfig.quick(), sort_sizes=(7, 9))
+
+
+def test_ops_tables_growth_lines():
+    # Tables from a hand-made record: one row per size, growth of the ops' own seconds.
+    cfg = dataclasses.asdict(ops.OpsConfig(sort_sizes=(100, 1000)))
+    secs = [dict.fromkeys(ops.SORT_PROGRAMS, 2e-3), dict.fromkeys(ops.SORT_PROGRAMS, 3e-2)]
+    secs[1]["rank"] = 4e-2
+    sweep = [
+        {"n": n, "jnp_sort_seconds": b, "seconds": s_, "ratio": {k: v / b for k, v in s_.items()}}
+        for n, b, s_ in zip((100, 1000), (1e-3, 1e-2), secs)
+    ]
+    row = {
+        "op": "soft.sort",
+        "floor": "jnp.sort",
+        "shape": [4, 8],
+        "ratio": 2.5,
+        "ratio_q25": 2.0,
+        "ratio_q75": 3.0,
+        "seconds": 5e-5,
+        "floor_seconds": 2e-5,
+    }
+    text = "\n".join(ops.tables({"config": cfg, "results": [row], "sort_sizes": sweep}))
+    assert "growth n=100 -> 1000: sort fwd+bwd 15.0x, rank fwd+bwd 20.0x, jnp.sort 10.0x" in text
+    lines = [ln.split() for ln in text.splitlines()]
+    assert ["100", "1.00", "2.00", "2.00", "2.00", "2.00"] in lines
+    assert ["1000", "10.00", "3.00", "4.00", "3.00", "3.00"] in lines
+    assert ["soft.sort", "4x8", "jnp.sort", "2.50", "50.0", "20.0"] in lines
+
+
+def test_time_interleaved_rotates_and_measures():
+    calls = []
+
+    def make(name, seconds):
+        def fn():
+            calls.append(name)
+            time.sleep(seconds)
+            return jnp.zeros(())
+
+        return fn
+
+    t = _report.time_interleaved({"a": make("a", 0.002), "b": make("b", 0.0)}, rounds=3, calls=2)
+    # one warm-up call each, then rounds in rotating order, `calls` calls per function
+    assert (
+        calls == ["a", "b"] + ["a"] * 2 + ["b"] * 2 + ["b"] * 2 + ["a"] * 2 + ["a"] * 2 + ["b"] * 2
+    )
+    assert set(t) == {"a", "b"} and t["a"].shape == t["b"].shape == (3,)
+    assert np.all(t["a"] >= 0.002) and _report.best(t["a"]) > _report.best(t["b"]) >= 0
+    with pytest.raises(ValueError, match="rounds"):
+        _report.time_interleaved({"a": make("a", 0.0)}, rounds=0)
 
 
 def test_every_spec_builds_at_the_budget():

@@ -431,3 +431,10 @@ def test_log_prob_broadcasting_rules():
         jr.reparam.normal(jnp.zeros((1, 3)), 1.0).log_prob(jnp.zeros((2, 3)))
     with pytest.raises(ValueError, match="`x`"):
         jr.reparam.multivariate_normal(jnp.zeros(2), jnp.eye(2)).log_prob(jnp.zeros(()))
+
+
+def test_repr_names_family_shapes_and_noise():
+    r = repr(jr.reparam.normal(jnp.zeros(3), 1.0))
+    assert r.startswith("Reparam(normal: loc=(3,), scale=()")
+    assert "batch_shape=(3,)" in r and "noise: z ~ N(0, 1)" in r
+    assert "Gumbel" in repr(jr.reparam.gumbel_topk(jnp.zeros(4), 2))

@@ -192,7 +192,8 @@ class Reparam:
         shapes = ", ".join(f"{n}={jnp.shape(p)}" for n, p in self._params.items())
         return (
             f"Reparam({self._family.name}: {shapes}, batch_shape={self.batch_shape}, "
-            f"event_shape={self.event_shape}, dtype={jnp.dtype(self.dtype).name})"
+            f"event_shape={self.event_shape}, dtype={jnp.dtype(self.dtype).name}"
+            + (f", noise: {self._family.noise_doc})" if self._family.noise_doc else ")")
         )
 
     # -- sampling -----------------------------------------------------------------
