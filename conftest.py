@@ -17,6 +17,13 @@ import pytest
 
 import jaxrelax as jr
 
+# Strict dtype promotion makes every implicit promotion (bfloat16 + float32, int32 + 1.0)
+# an error, so a dtype leak in the library fails the test that hits it. Tests that call
+# third-party code which promotes implicitly (optax's update) opt out locally with
+# `jax.numpy_dtype_promotion("standard")`. JAXRELAX_STRICT_DTYPES=0 turns it off.
+if os.environ.get("JAXRELAX_STRICT_DTYPES", "1") != "0":
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+
 
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):

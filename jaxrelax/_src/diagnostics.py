@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 
@@ -65,7 +66,7 @@ def _check_reference(reference: Any, params: Any) -> None:
 def gradient_stats(
     E: Callable[..., jax.Array],
     params: Any,
-    key: Any,
+    key: ArrayLike,
     *args: Any,
     num_trials: int = 10_000,
     reference: Any = None,

@@ -168,7 +168,7 @@ def style(name: str) -> dict[str, Any]:
 #: compiles these small, many-branched programs 2-3x faster on CPU than the default
 #: level at no measurable run-time cost; compilation otherwise dominates the run. The
 #: ``ops`` suite, which measures operator speed, keeps XLA's defaults.
-FAST_COMPILE = {"xla_backend_optimization_level": 1}
+FAST_COMPILE: dict[str, str | bool] = {"xla_backend_optimization_level": "1"}
 
 
 def compile_fast(fn, *args):

@@ -94,7 +94,8 @@ def load_digits(num_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Binarised 8×8 digits from scikit-learn (bundled), as (train, test) float32 [N, 64]."""
     from sklearn.datasets import load_digits as _load
 
-    x = (_load().data > 8).astype(np.float32)
+    data = _load().data  # pyright: ignore[reportAttributeAccessIssue] (a sklearn Bunch)
+    x = (np.asarray(data) > 8).astype(np.float32)
     perm = np.random.default_rng(seed).permutation(len(x))
     return x[perm[num_test:]], x[perm[:num_test]]
 

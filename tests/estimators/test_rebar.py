@@ -109,7 +109,9 @@ def test_relax_training_reduces_variance():
     def step(w, state, key):
         keys = jax.random.split(key, 64)
         g_w = jnp.mean(jax.vmap(jax.grad(E, argnums=2), (None, 0, None))(phi, keys, w), 0)
-        updates, state = opt.update(g_w, state)
+        # optax adds its int32 step count to floats: not strict-promotion clean.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = opt.update(g_w, state)
         return optax.apply_updates(w, updates), state
 
     def variance(w):

@@ -81,7 +81,9 @@ def test_vector_quantizer_learns_codebook():
     @nnx.jit
     def step(vq, opt):
         loss, grads = nnx.value_and_grad(lambda m: m(z)[2])(vq)
-        opt.update(vq, grads)
+        # optax adds its int32 step count to floats: not strict-promotion clean.
+        with jax.numpy_dtype_promotion("standard"):
+            opt.update(vq, grads)
         return loss
 
     first = float(step(vq, opt))

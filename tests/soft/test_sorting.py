@@ -178,7 +178,7 @@ def test_hard_limit_small_eps():
     x = jax.random.normal(jax.random.key(0), (4, 50))
     np.testing.assert_allclose(jr.soft.sort(x, 1e-4), jnp.sort(x, -1), rtol=1e-6)
     np.testing.assert_allclose(jr.soft.sort(x, 1e-4, descending=True), -jnp.sort(-x, -1), rtol=1e-6)
-    hard_rank = jnp.argsort(jnp.argsort(x, -1), -1) + 1.0
+    hard_rank = (jnp.argsort(jnp.argsort(x, -1), -1) + 1).astype(x.dtype)
     np.testing.assert_array_equal(jr.soft.rank(x, 1e-4), hard_rank)
     np.testing.assert_array_equal(jr.soft.rank(x, 1e-4, descending=True), 51.0 - hard_rank)
     np.testing.assert_allclose(jr.soft.rank(x, 1e-4, "kl"), hard_rank, rtol=1e-5)

@@ -50,6 +50,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.estimators import _dists
@@ -86,7 +87,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def dist_required(*allowed: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+def dist_required(*allowed: _dists.DistKind) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Decorates an estimator constructor ``NAME(f, dist, ...)`` whose ``dist`` is required.
 
     A call without ``dist`` (neither second positional nor keyword) raises a ``TypeError``
@@ -109,7 +110,7 @@ def dist_required(*allowed: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R
     return wrap
 
 
-def check_num_samples(num_samples: Any, name: str = "num_samples", minimum: int = 1) -> int:
+def check_num_samples(num_samples: object, name: str = "num_samples", minimum: int = 1) -> int:
     """``num_samples`` as a static Python int ``>= minimum`` (ValueError naming it)."""
     return _checks.check_int(num_samples, name, minimum=minimum)
 
@@ -119,7 +120,9 @@ def sample_keys(key: jax.Array, num: int) -> jax.Array:
     return jax.random.split(key, num)
 
 
-def sampling_rule(d: Any, n: int, draw: Callable[[jax.Array, jax.Array], jax.Array]) -> Rule:
+def sampling_rule(
+    d: _dists.DiscreteDist, n: int, draw: Callable[[jax.Array, jax.Array], jax.Array]
+) -> Rule:
     """The rule of every estimator that only differentiates ``f`` at its draws.
 
     ``draw(logits, key) -> x`` is one differentiable draw (relaxed, straight-through or
@@ -177,7 +180,7 @@ def _no_second_derivative_jvp(name, primals, tangents):
     )
 
 
-def _scalar(y: Any, name: str) -> jax.Array:
+def _scalar(y: ArrayLike, name: str) -> jax.Array:
     y = jnp.asarray(y)
     if y.shape != ():
         raise ValueError(f"`f` must return a scalar per sample, got shape {y.shape} ({name}).")
@@ -186,14 +189,17 @@ def _scalar(y: Any, name: str) -> jax.Array:
 
 def _sum_squares(tree: Any) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
-    return sum(jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in leaves)
+    return sum(
+        (jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in leaves),
+        start=jnp.zeros((), jnp.float32),
+    )
 
 
 def estimate(
     f: Callable[..., jax.Array],
     rule: Rule,
     params: Any,
-    key: Any,
+    key: ArrayLike,
     args: tuple,
     *,
     cv_params: Any = None,
@@ -238,7 +244,7 @@ class Estimator:
         self,
         name: str,
         f: Callable[..., jax.Array],
-        dist: Any,
+        dist: _dists.Dist,
         rule: Rule,
         num_samples: int,
         *,
@@ -271,7 +277,7 @@ class Estimator:
                 _checks.check_broadcasts_to(v, shape, name, "params")
         return [_checks.traced_valid(v) for _, v in self._positive]
 
-    def __call__(self, params: Any, key: Any, *args: Any) -> jax.Array:
+    def __call__(self, params: Any, key: ArrayLike, *args: Any) -> jax.Array:
         flags = self._check_options(params)
         if self.cv_params_arg:
             if not args:

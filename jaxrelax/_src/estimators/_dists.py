@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrelax._src import _checks, _numerics, _random
 
@@ -30,17 +31,80 @@ __all__ = [
     "MAX_STATES",
     "Bernoulli",
     "Categorical",
+    "DiscreteDist",
+    "Dist",
     "DistArg",
+    "DistKind",
     "DistName",
     "ReparamDist",
     "describe",
     "get",
+    "get_discrete",
+    "get_reparam",
 ]
 
 #: The named discrete families an estimator's ``dist`` may be.
 DistName = Literal["bernoulli", "categorical"]
-#: ``dist`` of an estimator: a named discrete family or a callable ``params -> Reparam``.
+#: ``dist`` of an estimator: a named discrete family or a callable ``params -> Reparam``
+#: (``params`` is any pytree, so its type is ``Any``).
 DistArg = DistName | Callable[[Any], Any]
+#: The kinds of ``dist`` an estimator may accept: the named families and ``"reparam"``.
+DistKind = Literal["bernoulli", "categorical", "reparam"]
+
+
+class Dist(Protocol):
+    """What every estimator rule needs of a distribution (``reinforce``, ``exact``, ...).
+
+    ``logits(params)`` turns the user's ``params`` into what the other methods take (the
+    checked float logits of a discrete family; the ``params`` pytree itself for a
+    ``Reparam`` callable); ``sample`` draws one joint sample with no gradient;
+    ``log_prob`` is the joint log-density, summed over every coordinate.
+    """
+
+    name: str
+    discrete: bool
+
+    def logits(self, params: Any, /) -> Any: ...
+
+    def out_dtype(self, params: Any, /) -> DTypeLike | None: ...
+
+    def sample(self, logits: Any, key: jax.Array, /) -> jax.Array: ...
+
+    def log_prob(self, logits: Any, b: jax.Array, /) -> jax.Array: ...
+
+
+class DiscreteDist(Dist, Protocol):
+    """What the relaxation-based rules need of a discrete family (``b = H(z)``).
+
+    ``z = perturb(logits, key)`` is the reparameterised continuous variable with location
+    ``location(logits)``, ``b = harden(z)`` the discrete sample, ``relax(z, T)`` its
+    relaxation, ``conditional(logits, b, key)`` a draw of ``z | H(z) = b`` (REBAR, RELAX,
+    Gumbel-Rao), ``soft_mean`` the temperature-``T`` mean map, and ``num_states`` /
+    ``enumerate`` the joint states ``exact`` sums over.
+    """
+
+    def logits(self, params: ArrayLike, /) -> jax.Array: ...
+
+    def out_dtype(self, params: ArrayLike, /) -> DTypeLike: ...
+
+    def sample(self, logits: jax.Array, key: jax.Array, /) -> jax.Array: ...
+
+    def location(self, logits: jax.Array, /) -> jax.Array: ...
+
+    def perturb(self, logits: jax.Array, key: jax.Array, /) -> jax.Array: ...
+
+    def harden(self, z: jax.Array, /) -> jax.Array: ...
+
+    def relax(self, z: jax.Array, temperature: ArrayLike, /) -> jax.Array: ...
+
+    def soft_mean(self, logits: jax.Array, temperature: ArrayLike = 1.0, /) -> jax.Array: ...
+
+    def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array, /) -> jax.Array: ...
+
+    def num_states(self, shape: tuple[int, ...], /) -> int: ...
+
+    def enumerate(self, shape: tuple[int, ...], dtype: DTypeLike, /) -> jax.Array: ...
+
 
 _REPARAM_TEXT = "a callable params -> jr.reparam.Reparam"
 
@@ -50,7 +114,7 @@ MAX_STATES = 2**16
 sg = _numerics.sg
 
 
-def _logits(params: Any, dist: str) -> jax.Array:
+def _logits(params: ArrayLike, dist: str) -> jax.Array:
     arr = _checks.as_float_array(params, "params")
     return arr.astype(_checks.compute_dtype(arr.dtype))
 
@@ -61,10 +125,10 @@ class Bernoulli:
     name = "bernoulli"
     discrete = True
 
-    def logits(self, params: Any) -> jax.Array:
+    def logits(self, params: ArrayLike) -> jax.Array:
         return _logits(params, self.name)
 
-    def out_dtype(self, params: Any) -> Any:
+    def out_dtype(self, params: ArrayLike) -> DTypeLike:
         return _checks.as_float_array(params, "params").dtype
 
     def location(self, logits: jax.Array) -> jax.Array:
@@ -81,10 +145,10 @@ class Bernoulli:
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         return self.harden(self.perturb(sg(logits), key))
 
-    def relax(self, z: jax.Array, temperature: Any) -> jax.Array:
+    def relax(self, z: jax.Array, temperature: ArrayLike) -> jax.Array:
         return jax.nn.sigmoid(z / jnp.asarray(temperature, z.dtype))
 
-    def soft_mean(self, logits: jax.Array, temperature: Any = 1.0) -> jax.Array:
+    def soft_mean(self, logits: jax.Array, temperature: ArrayLike = 1.0) -> jax.Array:
         return jax.nn.sigmoid(logits / jnp.asarray(temperature, logits.dtype))
 
     def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array) -> jax.Array:
@@ -109,7 +173,7 @@ class Bernoulli:
         n = math.prod(shape)
         return 2**n if n < 64 else MAX_STATES + 1
 
-    def enumerate(self, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    def enumerate(self, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
         n = math.prod(shape)
         idx = np.arange(2**n)[:, None]
         bits = (idx >> np.arange(n)[None, :]) & 1
@@ -122,7 +186,7 @@ class Categorical:
     name = "categorical"
     discrete = True
 
-    def logits(self, params: Any) -> jax.Array:
+    def logits(self, params: ArrayLike) -> jax.Array:
         arr = _logits(params, self.name)
         if arr.ndim == 0:
             raise ValueError(
@@ -131,7 +195,7 @@ class Categorical:
         _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "params")
         return arr
 
-    def out_dtype(self, params: Any) -> Any:
+    def out_dtype(self, params: ArrayLike) -> DTypeLike:
         return _checks.as_float_array(params, "params").dtype
 
     def location(self, logits: jax.Array) -> jax.Array:
@@ -152,10 +216,10 @@ class Categorical:
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         return self.harden(self.perturb(sg(logits), key))
 
-    def relax(self, z: jax.Array, temperature: Any) -> jax.Array:
+    def relax(self, z: jax.Array, temperature: ArrayLike) -> jax.Array:
         return _numerics.softmax(z, temperature, -1)
 
-    def soft_mean(self, logits: jax.Array, temperature: Any = 1.0) -> jax.Array:
+    def soft_mean(self, logits: jax.Array, temperature: ArrayLike = 1.0) -> jax.Array:
         return _numerics.softmax(logits, temperature, -1)
 
     def conditional(self, logits: jax.Array, b: jax.Array, key: jax.Array) -> jax.Array:
@@ -184,7 +248,7 @@ class Categorical:
         k, n = shape[-1], math.prod(shape[:-1])
         return k**n if n * math.log2(max(k, 2)) < 64 else MAX_STATES + 1
 
-    def enumerate(self, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    def enumerate(self, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
         k, n = shape[-1], math.prod(shape[:-1])
         s = k**n
         idx = np.arange(s)[:, None]
@@ -205,10 +269,10 @@ class ReparamDist:
     def logits(self, params: Any) -> Any:
         return params
 
-    def out_dtype(self, params: Any) -> Any:
+    def out_dtype(self, params: Any) -> DTypeLike | None:
         return None
 
-    def reparam(self, params: Any, method: str) -> Any:
+    def reparam(self, params: Any, method: Literal["sample", "log_prob"]) -> Any:
         """``fn(params)``, checked to be a distribution with the needed ``method``.
 
         Raises:
@@ -239,7 +303,7 @@ class ReparamDist:
 _NAMED = {"bernoulli": Bernoulli, "categorical": Categorical}
 
 
-def describe(allowed: tuple[str, ...]) -> str:
+def describe(allowed: tuple[DistKind, ...]) -> str:
     """The choices ``allowed`` in words: ``"one of 'bernoulli', 'categorical' or a callable
     params -> jr.reparam.Reparam"``, ``"'bernoulli'"``, ..."""
     words = [_REPARAM_TEXT if a == "reparam" else repr(a) for a in allowed]
@@ -249,7 +313,9 @@ def describe(allowed: tuple[str, ...]) -> str:
     return head + ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def get(dist: Any, allowed: tuple[str, ...] = ("bernoulli", "categorical", "reparam")):
+def get(
+    dist: DistArg, allowed: tuple[DistKind, ...] = ("bernoulli", "categorical", "reparam")
+) -> Bernoulli | Categorical | ReparamDist:
     """Resolves the ``dist`` argument of an estimator.
 
     Raises:
@@ -273,3 +339,17 @@ def get(dist: Any, allowed: tuple[str, ...] = ("bernoulli", "categorical", "repa
     raise TypeError(
         f"`dist` must be 'bernoulli', 'categorical' or {_REPARAM_TEXT}, got {type(dist).__name__}."
     )
+
+
+def get_discrete(dist: DistArg, allowed: tuple[DistName, ...]) -> Bernoulli | Categorical:
+    """:func:`get` for the estimators that take only a named discrete family."""
+    d = get(dist, allowed)
+    assert not isinstance(d, ReparamDist)  # `allowed` has no "reparam": `get` raised.
+    return d
+
+
+def get_reparam(dist: DistArg) -> ReparamDist:
+    """:func:`get` for the estimators that take only a callable ``params -> Reparam``."""
+    d = get(dist, ("reparam",))
+    assert isinstance(d, ReparamDist)  # `allowed` is ("reparam",): `get` raised otherwise.
+    return d

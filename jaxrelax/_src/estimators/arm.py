@@ -34,7 +34,7 @@ def _pairs(name: str, num_samples: int, num_pairs: int | None) -> int:
 
 
 def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
-    d = _dists.get(dist, ("bernoulli",))
+    d = _dists.get_discrete(dist, ("bernoulli",))
 
     def rule(params, key, call):
         logits = d.logits(params)

@@ -49,7 +49,7 @@ def exact(
       ``jax.hessian`` w.r.t. ``params`` is ``Σ_x f(x) ∇²p(x)``, mixed ``params``/``args``
       derivatives are ``Σ_x ∇p(x) ∂f/∂args``.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     _core.check_num_samples(num_samples)
 
     def rule(params, key, call):

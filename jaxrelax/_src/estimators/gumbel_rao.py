@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -21,7 +21,7 @@ def gumbel_rao(
     dist: _dists.DistName,
     num_samples: int = 1,
     *,
-    temperature: Any = 1.0,
+    temperature: ArrayLike = 1.0,
     num_mc: int = 10,
 ) -> _core.Estimator:
     r"""Gumbel-Rao: ST Gumbel-softmax with the relaxed gradient averaged given the sample.
@@ -61,7 +61,7 @@ def gumbel_rao(
       w.r.t. ``params`` is that of the straight-through surrogate (biased as well).
       A traced ``temperature`` <= 0 makes the value and gradients NaN.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     m = _core.check_num_samples(num_mc, "num_mc")
     _checks.check_temperature(temperature)

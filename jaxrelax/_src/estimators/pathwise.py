@@ -58,7 +58,7 @@ def pathwise(
             f"{dist!r}; discrete variables have no pathwise gradient (see gumbel_softmax, "
             "rebar, relax)."
         )
-    d = _dists.get(dist, ("reparam",))
+    d = _dists.get_reparam(dist)
     n = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):

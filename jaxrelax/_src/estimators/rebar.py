@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -25,7 +26,9 @@ from jaxrelax._src.estimators import _core, _dists
 __all__ = ["rebar", "relax"]
 
 
-def _rule(d, n: int, control: Callable[[jax.Array, Any, _core.Call], jax.Array]):
+def _rule(
+    d: _dists.DiscreteDist, n: int, control: Callable[[jax.Array, Any, _core.Call], jax.Array]
+) -> _core.Rule:
     """The shared REBAR / RELAX rule; ``control(z, cv_params, call) -> c(z)``."""
 
     def rule(params, key, call):
@@ -41,7 +44,10 @@ def _rule(d, n: int, control: Callable[[jax.Array, Any, _core.Call], jax.Array])
             f_b = call.f(b.astype(dtype))
             # The score-function coefficient f(b) - c(z̃) is constant in the logits but
             # keeps its dependence on cv_params (for the variance gradient).
-            coef = _core.sg(f_b) - control(
+            # f(b) is in the params' dtype, the control in the compute dtype (float32 for
+            # half precision): promote explicitly.
+            f_c = f_b.astype(_checks.compute_dtype(f_b.dtype))
+            coef = _core.sg(f_c) - control(
                 d.conditional(fixed_logits, b, k_v), call.cv_params, call
             )
             surrogate = (
@@ -63,8 +69,8 @@ def rebar(
     dist: _dists.DistName,
     num_samples: int = 1,
     *,
-    temperature: Any = 0.5,
-    eta: Any = 1.0,
+    temperature: ArrayLike = 0.5,
+    eta: ArrayLike = 1.0,
 ) -> _core.Estimator:
     r"""REBAR: REINFORCE with a relaxed, conditionally-marginalised control variate.
 
@@ -110,7 +116,7 @@ def rebar(
       surrogate's, not an unbiased ``∇²E``. A traced ``temperature`` <= 0 makes the value
       and gradients NaN.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     _checks.as_float_array(eta, "eta")
@@ -194,7 +200,7 @@ def relax(
       and at ``z̃`` with the logits held fixed.
       A second derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     if not callable(control_variate):
         raise TypeError(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -21,8 +22,8 @@ def reinforce(
     dist: _dists.DistArg,
     num_samples: int = 1,
     *,
-    baseline: str | float | Callable[[Any, jax.Array], Any] | None = None,
-    control_variate: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
+    baseline: Literal["loo"] | ArrayLike | Callable[[Any, jax.Array], ArrayLike] | None = None,
+    control_variate: tuple[Callable[..., jax.Array], Callable[..., jax.Array]] | None = None,
 ) -> _core.Estimator:
     r"""REINFORCE: the score-function (likelihood-ratio) gradient estimator.
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
+from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.estimators import _core, _dists
@@ -16,7 +16,7 @@ from jaxrelax._src.st.basic import straight_through as _straight_through
 __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
 
 
-def _concrete(d, temperature: Any, hard: bool):
+def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
     def draw(logits, key):
         if d.name == "categorical":
             return _gumbel_softmax(key, logits, temperature=temperature, hard=hard)
@@ -33,7 +33,7 @@ def gumbel_softmax(
     dist: _dists.DistName,
     num_samples: int = 1,
     *,
-    temperature: Any = 1.0,
+    temperature: ArrayLike = 1.0,
 ) -> _core.Estimator:
     r"""Gumbel-softmax (Concrete) estimator: ``f`` evaluated at relaxed samples.
 
@@ -65,7 +65,7 @@ def gumbel_softmax(
       derivatives are those of the relaxed objective (autodiff). A traced ``temperature``
       <= 0 makes the value and gradients NaN.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=False))
@@ -86,7 +86,7 @@ def st_gumbel_softmax(
     dist: _dists.DistName,
     num_samples: int = 1,
     *,
-    temperature: Any = 1.0,
+    temperature: ArrayLike = 1.0,
 ) -> _core.Estimator:
     r"""Straight-through Gumbel-softmax: exact samples forward, relaxed gradient backward.
 
@@ -116,7 +116,7 @@ def st_gumbel_softmax(
       straight-through surrogate (biased as well). A traced ``temperature`` <= 0 makes
       the value and gradients NaN.
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
     _checks.check_temperature(temperature)
     rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=True))
@@ -160,7 +160,7 @@ def straight_through(
       evaluations of ``f`` per estimate; needs ``∂f/∂b``. A second derivative w.r.t.
       ``params`` is that of the straight-through surrogate (biased as well).
     """
-    d = _dists.get(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     n = _core.check_num_samples(num_samples)
 
     def draw(logits, key):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -70,7 +71,7 @@ def imle(
     num_samples: int = 1,
     temperature: ArrayLike = 1.0,
     lambda_: float = 10.0,
-    noise: str = "sum_of_gamma",
+    noise: Literal["sum_of_gamma", "gumbel"] = "sum_of_gamma",
     k: int = 1,
     num_gamma_terms: int = 10,
 ) -> Callable[[ArrayLike, ArrayLike], jax.Array]:

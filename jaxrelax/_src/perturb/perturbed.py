@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -13,17 +14,19 @@ from jaxrelax._src import _checks, _random
 
 __all__ = ["perturbed"]
 
+#: The ``noise`` of :func:`perturbed`: standard Gumbel or standard normal.
+Noise = Literal["gumbel", "normal"]
 _NOISES = ("gumbel", "normal")
 
 
-def _noise(noise: str, key: jax.Array, shape, dtype) -> jax.Array:
+def _noise(noise: Noise, key: jax.Array, shape, dtype) -> jax.Array:
     """Standard noise ``Z`` of the given shape."""
     if noise == "normal":
         return jax.random.normal(key, shape, dtype)
     return _random.gumbel(key, shape, dtype)
 
 
-def _nu(noise: str, z: jax.Array) -> jax.Array:
+def _nu(noise: Noise, z: jax.Array) -> jax.Array:
     """``ν(z) = −log(density of Z)`` up to a constant, elementwise."""
     if noise == "normal":
         return 0.5 * z * z
@@ -40,7 +43,7 @@ def perturbed(
     *,
     num_samples: int = 100,
     sigma: ArrayLike = 0.1,
-    noise: str = "gumbel",
+    noise: Noise = "gumbel",
     control_variate: bool = True,
 ) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
     r"""Perturbed optimizer: a differentiable Monte Carlo smoothing of a solver ``fn``.

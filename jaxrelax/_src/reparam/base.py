@@ -26,7 +26,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrelax._src import _checks
 
@@ -55,7 +56,7 @@ class Family:
     param_names: tuple[str, ...]
     event_ndim: int
     shapes: Callable[[Params], tuple[tuple[int, ...], tuple[int, ...]]]
-    noise: Callable[[jax.Array, tuple[int, ...], Any], Any]
+    noise: Callable[[jax.Array, tuple[int, ...], DTypeLike], Any]
     transform: Callable[[Params, Any], jax.Array]
     log_prob: Callable[[Params, jax.Array], jax.Array]
     noise_shape: Callable[[tuple[int, ...], tuple[int, ...]], tuple[int, ...]] = (
@@ -86,13 +87,13 @@ def normalize_sample_shape(sample_shape: int | Sequence[int]) -> tuple[int, ...]
 
 def as_typed_key(key: ArrayLike) -> jax.Array:
     """Validates ``key`` and returns it as a typed key (legacy uint32 keys are wrapped)."""
-    key = _checks.check_key(key)
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)
-    return key
+    k = _checks.check_key(key)
+    if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
+        k = jax.random.wrap_key_data(k)
+    return k
 
 
-def float_params(dtype: Any = None, **params: ArrayLike) -> tuple[Params, Any]:
+def float_params(dtype: DTypeLike | None = None, **params: ArrayLike) -> tuple[Params, np.dtype]:
     """Converts parameters to float arrays of one common dtype (their result type)."""
     arrs = {n: _checks.as_float_array(p, n) for n, p in params.items()}
     if dtype is None:
@@ -185,7 +186,7 @@ class Reparam:
         return tuple(self._family.shapes(self._params)[1])
 
     @property
-    def dtype(self) -> Any:
+    def dtype(self) -> np.dtype:
         return jnp.result_type(*self._params.values())
 
     def __repr__(self) -> str:
@@ -276,11 +277,11 @@ def support_where(inside: jax.Array, lp: jax.Array) -> jax.Array:
 # Each method body is one jitted function (static family): eager use dispatches one
 # compiled computation instead of dozens of small ops; under an outer jit it is inlined.
 @functools.partial(jax.jit, static_argnums=(0, 2, 3))
-def _noise(family: Family, key: jax.Array, shape: tuple[int, ...], dtype: Any) -> Any:
+def _noise(family: Family, key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> Any:
     return family.noise(key, shape, dtype)
 
 
-def _in_compute_dtype(params: Params) -> tuple[Params, Any]:
+def _in_compute_dtype(params: Params) -> tuple[Params, np.dtype]:
     dtype = jnp.result_type(*params.values())
     cdt = _checks.compute_dtype(dtype)
     return {n: p.astype(cdt) for n, p in params.items()}, dtype
@@ -289,6 +290,12 @@ def _in_compute_dtype(params: Params) -> tuple[Params, Any]:
 @functools.partial(jax.jit, static_argnums=0)
 def _transform(family: Family, params: Params, eps: Any) -> jax.Array:
     cparams, dtype = _in_compute_dtype(params)
+    # Float noise (in the parameters' dtype) joins them in the compute dtype explicitly,
+    # as standard promotion would (no implicit bfloat16/float16 -> float32 promotion).
+    cdt = _checks.compute_dtype(dtype)
+    eps = jax.tree_util.tree_map(
+        lambda e: e.astype(cdt) if jnp.issubdtype(jnp.result_type(e), jnp.floating) else e, eps
+    )
     return family.transform(cparams, eps).astype(dtype)
 
 
@@ -304,7 +311,7 @@ def _log_prob(family: Family, params: Params, x: jax.Array) -> jax.Array:
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def standard_normal_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def standard_normal_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     """Standard normal draws (in float32 for half precision, then cast)."""
     return jax.random.normal(key, shape, _checks.compute_dtype(dtype)).astype(dtype)
 

@@ -9,11 +9,10 @@ the parameters.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrelax._src import _checks, _random
 from jaxrelax._src.reparam.base import (
@@ -47,23 +46,23 @@ def _safe_log(x: jax.Array) -> jax.Array:
     return jnp.log(jnp.where(x > 0, x, 1.0))
 
 
-def _uniform_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def _uniform_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     return _random.uniform_open(key, shape, dtype).astype(dtype)
 
 
-def _exponential_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def _exponential_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     # Inverse CDF of Exp(1) on u ~ U(0, 1) (1 - u has the same law): always finite, > 0.
     u = _random.uniform_open(key, shape, _checks.compute_dtype(dtype))
     return (-jnp.log(u)).astype(dtype)
 
 
-def _laplace_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def _laplace_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     # Inverse CDF of Laplace(0, 1): log(2u) below the median, -log(2(1 - u)) above.
     u = _random.uniform_open(key, shape, _checks.compute_dtype(dtype))
     return jnp.where(u < 0.5, jnp.log(2.0 * u), -jnp.log(2.0 * (1.0 - u))).astype(dtype)
 
 
-def _cauchy_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def _cauchy_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     # Inverse CDF tan(π(u - 1/2)); π/2 is not representable, so the result is finite.
     u = _random.uniform_open(key, shape, _checks.compute_dtype(dtype))
     return jnp.tan(jnp.pi * (u - 0.5)).astype(dtype)

@@ -15,11 +15,9 @@ log-gammas), so small concentrations do not underflow to ``0 / 0``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.reparam.base import (
@@ -34,7 +32,7 @@ from jaxrelax._src.reparam.base import (
 __all__ = ["beta", "dirichlet", "gamma"]
 
 
-def _key_noise(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+def _key_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
     """One independent typed PRNG key per scalar gamma variate (dtype-independent)."""
     del dtype
     return jax.random.split(key, shape)

@@ -55,7 +55,7 @@ def _gumbel_sinkhorn_family(num_iters: int, hard: bool) -> Family:
 
 
 def _gumbel_sinkhorn(
-    log_alpha: ArrayLike, temperature: ArrayLike, num_iters: Any, hard: bool
+    log_alpha: ArrayLike, temperature: ArrayLike, num_iters: int, hard: bool
 ) -> Reparam:
     _checks.check_temperature(temperature)
     num_iters = _checks.check_int(num_iters, "num_iters")

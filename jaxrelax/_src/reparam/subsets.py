@@ -46,7 +46,7 @@ def _k_hot(scores: jax.Array, k: int) -> jax.Array:
     return (mask & (scores > -jnp.inf)).astype(scores.dtype)
 
 
-def _check_logits_and_k(logits: ArrayLike, k: Any) -> tuple[jax.Array, int]:
+def _check_logits_and_k(logits: ArrayLike, k: int) -> tuple[jax.Array, int]:
     arr = _checks.as_float_array(logits, "logits")
     _checks.check_axis(-1, arr.ndim, arg="logits")
     # The event axis is checked before k, so an empty one names `logits`, not `k`.
@@ -54,7 +54,7 @@ def _check_logits_and_k(logits: ArrayLike, k: Any) -> tuple[jax.Array, int]:
     return arr, _checks.check_int(k, "k", maximum=arr.shape[-1])
 
 
-def _check_last_axis(axis: Any, ndim: int) -> None:
+def _check_last_axis(axis: int, ndim: int) -> None:
     if _checks.check_axis(axis, ndim, arg="logits") != ndim - 1:
         raise ValueError(
             f"`axis`={axis}: a Reparam's event axis is the last axis of `logits`; move it "
@@ -233,13 +233,13 @@ def _gumbel_topk_family(k: int) -> Family:
     )
 
 
-def _gumbel_topk(logits: ArrayLike, k: Any) -> Reparam:
+def _gumbel_topk(logits: ArrayLike, k: int) -> Reparam:
     arr, k = _check_logits_and_k(logits, k)
     params, _ = float_params(arr.dtype, logits=arr)
     return Reparam(_gumbel_topk_family(k), params)
 
 
-def gumbel_topk(logits: ArrayLike, k: Any, *deprecated: Any, axis: int = -1) -> Any:
+def gumbel_topk(logits: ArrayLike, k: int, *deprecated: Any, axis: int = -1) -> Any:
     r"""Exact k-subset without replacement (Gumbel-top-k), as a k-hot mask.
 
     .. math:: g_i \sim \mathrm{Gumbel}(0, 1), \qquad
@@ -366,7 +366,7 @@ def _relaxed_topk_family(k: int, hard: bool) -> Family:
     )
 
 
-def _relaxed_topk(logits: ArrayLike, k: Any, temperature: ArrayLike, hard: bool) -> Reparam:
+def _relaxed_topk(logits: ArrayLike, k: int, temperature: ArrayLike, hard: bool) -> Reparam:
     _checks.check_temperature(temperature)
     arr, k = _check_logits_and_k(logits, k)
     _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "logits")
@@ -377,7 +377,7 @@ def _relaxed_topk(logits: ArrayLike, k: Any, temperature: ArrayLike, hard: bool)
 
 def relaxed_topk(
     logits: ArrayLike,
-    k: Any,
+    k: int,
     *deprecated: Any,
     temperature: ArrayLike = 1.0,
     hard: bool = False,

@@ -146,8 +146,8 @@ def _solve_chunks(s, w, length, kl: bool):
         merged = viol | pool
         pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl)
         cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
-        top = top - viol + (push & ~pool)
-        nxt = nxt + push
+        top = top - viol.astype(top.dtype) + (push & ~pool).astype(top.dtype)
+        nxt = nxt + push.astype(nxt.dtype)
         return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
     stack = jnp.zeros((p, m, 5), s.dtype)
@@ -277,7 +277,7 @@ def _join_chunks(chunks, nbc, kl: bool):
         top = top - jnp.where(viol, pops, 0) + jnp.where(copy, left, 0)
         head = head + jnp.where(absorb, takes, 0)
         done = copy | (absorb & (takes >= left))
-        ci = ci + done
+        ci = ci + done.astype(ci.dtype)
         head = jnp.where(done, 0, head)
         return stack, cur, top, ci, head, jnp.any(viol | absorb | (ci < c))
 

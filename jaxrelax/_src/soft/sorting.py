@@ -17,6 +17,7 @@ solver's loops.
 from __future__ import annotations
 
 import operator
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,8 @@ from jaxrelax._src.soft import _isotonic
 
 __all__ = ["rank", "sort", "topk_mask"]
 
+#: The ``regularization`` of the soft sort and rank: Euclidean or entropic projection.
+Regularization = Literal["l2", "kl"]
 _REGULARIZATIONS = ("l2", "kl")
 
 
@@ -91,7 +94,7 @@ def _project_onto(z, w, kl):
 def sort(
     x: ArrayLike,
     regularization_strength: ArrayLike = 1.0,
-    regularization: str = "l2",
+    regularization: Regularization = "l2",
     descending: bool = False,
     axis: int = -1,
 ) -> jax.Array:
@@ -150,7 +153,7 @@ def sort(
 def rank(
     x: ArrayLike,
     regularization_strength: ArrayLike = 1.0,
-    regularization: str = "l2",
+    regularization: Regularization = "l2",
     descending: bool = False,
     axis: int = -1,
 ) -> jax.Array:
