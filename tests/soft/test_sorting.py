@@ -192,8 +192,8 @@ def test_small_eps_precision_large_n():
     np.testing.assert_array_equal(jr.soft.sort(x, 1e-5), jnp.sort(x, -1))
     # Ranks: x / ε reaches 1e6, its gaps (10) are far above 1, so the ranks are exact.
     perm = jax.random.permutation(jax.random.key(2), 3_000)
-    r = jr.soft.rank(perm * 1e-3, 1e-4)
-    np.testing.assert_array_equal(r, perm + 1.0)
+    r = jr.soft.rank(perm.astype(jnp.float32) * 1e-3, 1e-4)
+    np.testing.assert_array_equal(r, (perm + 1).astype(jnp.float32))
 
 
 def test_large_eps_limit():

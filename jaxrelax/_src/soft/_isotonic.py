@@ -125,7 +125,7 @@ def _solve_chunks(s, w, length, kl: bool):
     Returns the block stacks [P, m, 5] (blocks in order, garbage past the count) and the
     number of blocks of each chunk [P]."""
     p, m = s.shape
-    lanes = jnp.arange(p)
+    lanes = jnp.arange(p, dtype=jnp.int32)
     ones = jnp.ones((p,), jnp.int32)
 
     def body(carry):
@@ -170,7 +170,9 @@ def _exclusive_prefix(x):
     """``out[..., j] = sum(x[..., :j])`` along the last axis, as one matmul (XLA's CPU
     cumsum is a reduce-window costing about 10 µs on a 128-entry window)."""
     m = x.shape[-1]
-    upper = (jnp.arange(m)[:, None] < jnp.arange(m)[None, :]).astype(x.dtype)
+    upper = (
+        jnp.arange(m, dtype=jnp.int32)[:, None] < jnp.arange(m, dtype=jnp.int32)[None, :]
+    ).astype(x.dtype)
     return jnp.matmul(x, upper, precision=lax.Precision.HIGHEST)
 
 
@@ -214,7 +216,7 @@ def _union(win, count, kl: bool):
     m = win.shape[1]
     size = 1 << (m - 1).bit_length()
     x = jnp.pad(win, ((0, 0), (0, size - m), (0, 0)))
-    valid = jnp.arange(size)[None, :] < count[:, None]
+    valid = jnp.arange(size, dtype=jnp.int32)[None, :] < count[:, None]
     while x.shape[1] > 1:
         a, b = x[:, 0::2], x[:, 1::2]
         x = jnp.where(valid[:, 1::2, None], _merge(a, b, kl), a)
@@ -232,9 +234,9 @@ def _join_chunks(chunks, nbc, kl: bool):
     c = nbc.shape[1]
     m = cm // (c + 1)
     cm = c * m
-    rows = jnp.arange(r)
+    rows = jnp.arange(r, dtype=jnp.int32)
     q = min(_RUN, m)
-    run_window = jnp.arange(q)[None, :]
+    run_window = jnp.arange(q, dtype=jnp.int32)[None, :]
     padded = chunks
     # Stack slot t lives at index q + t: q slots of padding below slot 0 let every row
     # read the q slots under its top as one slice; m above the last let it copy m.
@@ -261,7 +263,7 @@ def _join_chunks(chunks, nbc, kl: bool):
         # rest of the chunk. Both runs are measured at once, on 2R lanes.
         wins = jnp.concatenate([below, above])
         lim = jnp.concatenate([top - 1, left])
-        side = jnp.arange(2 * r) >= r
+        side = jnp.arange(2 * r, dtype=jnp.int32) >= r
         runs = _run_length(jnp.concatenate([cur, cur]), wins, run_window < lim[:, None], side, kl)
         pops, takes = runs[:r], runs[r:]
         viol = pops > 0
@@ -298,7 +300,7 @@ def _blocks_2d(s, w, kl: bool):
     # One more chunk per row, of one zero entry: the solved chunks then come with the
     # m slots of room that the row-level join reads past a row's last chunk.
     pad = ((0, 0), (0, (c + 1) * m - n))
-    length = jnp.clip(n - jnp.arange(c + 1) * m, 1, m).astype(jnp.int32)
+    length = jnp.clip(n - jnp.arange(c + 1, dtype=jnp.int32) * m, 1, m).astype(jnp.int32)
     chunks, nbc = _solve_chunks(
         jnp.pad(s, pad).reshape(r * (c + 1), m),
         jnp.pad(w, pad).reshape(r * (c + 1), m),
@@ -307,11 +309,15 @@ def _blocks_2d(s, w, kl: bool):
     )
     stack, nb = _join_chunks(chunks.reshape(r, (c + 1) * m, 5), nbc.reshape(r, c + 1)[:, :c], kl)
     # Expand the blocks of each row to its entries.
-    k = jnp.arange(stack.shape[1])[None, :]
+    k = jnp.arange(stack.shape[1], dtype=jnp.int32)[None, :]
     valid = k < nb[:, None]
     cnt = jnp.where(valid, stack[..., _CNT], 0).astype(jnp.int32)
     starts = jnp.where(valid, jnp.cumsum(cnt, axis=1) - cnt, n)
-    flags = jnp.zeros((r, n), jnp.int32).at[jnp.arange(r)[:, None], starts].add(1, mode="drop")
+    flags = (
+        jnp.zeros((r, n), jnp.int32)
+        .at[jnp.arange(r, dtype=jnp.int32)[:, None], starts]
+        .add(1, mode="drop")
+    )
     bid = jnp.cumsum(flags, axis=1) - 1
     stats = jnp.stack(
         [
@@ -348,7 +354,7 @@ def _blocks(s, w, kl: bool):
 def _segment_sum(x, bid):
     """Per-entry sum of ``x`` over its block: [R, n] -> [R, n]."""
     r, n = x.shape
-    seg = (bid + n * jnp.arange(r)[:, None]).reshape(-1)
+    seg = (bid + n * jnp.arange(r, dtype=jnp.int32)[:, None]).reshape(-1)
     tot = jax.ops.segment_sum(x.reshape(-1), seg, num_segments=r * n, indices_are_sorted=True)
     return tot[seg].reshape(r, n)
 
