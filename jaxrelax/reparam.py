@@ -16,10 +16,13 @@ from jaxrelax._src.reparam.gamma import dirichlet as dirichlet
 from jaxrelax._src.reparam.gamma import gamma as gamma
 from jaxrelax._src.reparam.interop import from_distribution as from_distribution
 from jaxrelax._src.reparam.permutations import gumbel_sinkhorn as gumbel_sinkhorn
+from jaxrelax._src.reparam.permutations import plackett_luce as plackett_luce
 from jaxrelax._src.reparam.relaxed import binary_concrete as binary_concrete
 from jaxrelax._src.reparam.relaxed import concrete as concrete
 from jaxrelax._src.reparam.relaxed import gumbel_max as gumbel_max
 from jaxrelax._src.reparam.subsets import gumbel_topk as gumbel_topk
+from jaxrelax._src.reparam.subsets import k_subset as k_subset
+from jaxrelax._src.reparam.subsets import k_subset_marginals as k_subset_marginals
 from jaxrelax._src.reparam.subsets import relaxed_topk as relaxed_topk
 
 __all__ = [
@@ -36,12 +39,15 @@ __all__ = [
     "gumbel_max",
     "gumbel_sinkhorn",
     "gumbel_topk",
+    "k_subset",
+    "k_subset_marginals",
     "kumaraswamy",
     "laplace",
     "logistic",
     "lognormal",
     "multivariate_normal",
     "normal",
+    "plackett_luce",
     "relaxed_topk",
     "uniform",
 ]

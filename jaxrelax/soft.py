@@ -1,5 +1,6 @@
 """Deterministic relaxations of discrete and non-smooth operations."""
 
+from jaxrelax._src.soft.argsort import permutation_matrix as permutation_matrix
 from jaxrelax._src.soft.basic import argmax as argmax
 from jaxrelax._src.soft.basic import argmax_index as argmax_index
 from jaxrelax._src.soft.basic import huber as huber
@@ -10,18 +11,28 @@ from jaxrelax._src.soft.basic import sign as sign
 from jaxrelax._src.soft.basic import softmax as softmax
 from jaxrelax._src.soft.basic import step as step
 from jaxrelax._src.soft.permutation import sinkhorn as sinkhorn
+from jaxrelax._src.soft.quantiles import median as median
+from jaxrelax._src.soft.quantiles import quantile as quantile
+from jaxrelax._src.soft.quantiles import sort_with as sort_with
 from jaxrelax._src.soft.sorting import rank as rank
 from jaxrelax._src.soft.sorting import sort as sort
 from jaxrelax._src.soft.sorting import topk_mask as topk_mask
+from jaxrelax._src.soft.sparse import entmax as entmax
 from jaxrelax._src.soft.sparse import entmax15 as entmax15
+from jaxrelax._src.soft.sparse import entmax_loss as entmax_loss
 from jaxrelax._src.soft.sparse import sparsemax as sparsemax
 
 __all__ = [
     "argmax",
     "argmax_index",
+    "entmax",
     "entmax15",
+    "entmax_loss",
     "huber",
     "max",
+    "median",
+    "permutation_matrix",
+    "quantile",
     "rank",
     "relu",
     "round",
@@ -29,6 +40,7 @@ __all__ = [
     "sinkhorn",
     "softmax",
     "sort",
+    "sort_with",
     "sparsemax",
     "step",
     "topk_mask",

@@ -80,6 +80,27 @@ def _sample(family):
     return lambda p: jnp.sum(W4 * family(p).sample(KEY))
 
 
+def _st_surrogate(soft):
+    """The straight-through surrogate ``f(D + soft(θ) − soft(X4))`` of the categorical
+    draw at KEY (ReinMax, gapped ST): what their second derivative differentiates."""
+    index = jr.estimators.st_gumbel_softmax(lambda x: x @ jnp.arange(4.0), "categorical")
+    hard = jax.nn.one_hot(jnp.round(index(X4, KEY)).astype(jnp.int32), 4)
+    f = lambda x: jnp.sum(x * W4) + 0.5 * jnp.sum(x * W4) ** 2
+    return lambda x: f(hard + soft(x, hard) - soft(X4, hard))
+
+
+def _reinmax_soft(x, hard):
+    # Liu et al. 2023, Algorithm 2 (T = 1): π₂ = 2 softmax(ln π₁ + x − X4) − ½ softmax(x).
+    log_pi1 = jnp.log(0.5 * (jax.nn.softmax(X4) + hard))
+    return 2.0 * jax.nn.softmax(log_pi1 + x - X4) - 0.5 * jax.nn.softmax(x)
+
+
+def _gapped_soft(x, hard):
+    # Fan et al. 2022 (gap 1, T = 1): the sampled logit moved to the max, others to <= max − 1.
+    moved = jnp.where(hard > 0, X4.max(), jnp.minimum(X4, X4.max() - 1.0))
+    return jax.nn.softmax(moved + x - X4)
+
+
 _XFAIL = pytest.mark.xfail  # for readability of the table
 
 # (id, scalar function of a [4] vector, point, reference). Points avoid kinks and ties.
@@ -163,6 +184,39 @@ CASES = [
     # jr.estimators (the _core surrogate): exact and pathwise are exact in expectation.
     ("estimators.exact", _estimator("exact"), X4, _exact_categorical),
     ("estimators.pathwise", _pathwise_normal, X4, lambda x: 0.5 * jnp.sum(x**2)),
+    # Antithetic / swap estimators: first derivative only (their surrogates are not ∇²E).
+    ("estimators.disarm", _estimator("disarm"), X4, NotImplementedError),
+    ("estimators.arsm", _estimator("arsm"), X4, NotImplementedError),
+    ("estimators.reinmax", _estimator("reinmax"), X4, _st_surrogate(_reinmax_soft)),
+    ("estimators.gapped_st", _estimator("gapped_st"), X4, _st_surrogate(_gapped_soft)),
+    ("estimators.indecater", _estimator("indecater"), X4, NotImplementedError),
+    ("estimators.vimco", _estimator("vimco", num_samples=3), X4, NotImplementedError),
+    # iwae: "reparam" is autodiff of the bound; "stl"/"dreg" have a first derivative only.
+    (
+        "estimators.iwae reparam",
+        lambda x: jr.estimators.iwae(
+            lambda z: -0.5 * jnp.sum((z - W4) ** 2),
+            dist=lambda p: jr.reparam.normal(p, 0.5),
+            num_samples=3,
+            gradient="reparam",
+        )(x, KEY),
+        X4,
+        "fd",
+    ),
+    (
+        "estimators.iwae dreg",
+        lambda x: jr.estimators.iwae(
+            lambda z: -0.5 * jnp.sum((z - W4) ** 2), dist=lambda p: jr.reparam.normal(p, 0.5)
+        )(x, KEY),
+        X4,
+        NotImplementedError,
+    ),
+    (
+        "estimators.unordered_set",
+        _estimator("unordered_set", num_samples=2),
+        X4,
+        NotImplementedError,
+    ),
     # jr.perturb: I-MLE has a first derivative only (perturbed: tests/perturb).
     (
         "perturb.imle",

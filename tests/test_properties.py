@@ -732,7 +732,14 @@ ESTIMATORS = {
     "relax": (_relax(_f, "bernoulli"), "bernoulli"),
     "arm": (jr.estimators.arm(_f, "bernoulli", num_samples=2), "bernoulli"),
     "disarm": (jr.estimators.disarm(_f, "bernoulli", num_samples=2), "bernoulli"),
+    "disarm_categorical": (jr.estimators.disarm(_f, "categorical", num_samples=2), "categorical"),
+    "arsm": (jr.estimators.arsm(_f, "categorical", num_samples=2), "categorical"),
     "gumbel_rao": (jr.estimators.gumbel_rao(_f, "categorical", num_mc=3), "categorical"),
+    "reinmax": (jr.estimators.reinmax(_f, "categorical", temperature=2.0), "categorical"),
+    "gapped_st": (jr.estimators.gapped_st(_f, "bernoulli", gap=0.5), "bernoulli"),
+    "indecater": (jr.estimators.indecater(_f, "categorical"), "categorical"),
+    # One categorical with K = 3 states (logits [3]; shape (3,) below), k = 2 < K.
+    "unordered_set": (jr.estimators.unordered_set(_f, "categorical", 2), "categorical_1d"),
 }
 
 

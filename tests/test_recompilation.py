@@ -94,10 +94,43 @@ ESTIMATORS = {
     "relax": (_relax, "bernoulli", False),
     "arm": (lambda t: jr.estimators.arm(_f, "bernoulli", num_samples=2), "bernoulli", False),
     "disarm": (lambda t: jr.estimators.disarm(_f, "bernoulli", num_samples=2), "bernoulli", False),
+    "disarm_categorical": (
+        lambda t: jr.estimators.disarm(_f, "categorical", num_samples=2),
+        "categorical",
+        False,
+    ),
+    "arsm": (lambda t: jr.estimators.arsm(_f, "categorical", num_samples=2), "categorical", False),
     "gumbel_rao": (
         lambda t: jr.estimators.gumbel_rao(_f, "categorical", temperature=t, num_mc=3),
         "categorical",
         True,
+    ),
+    "reinmax": (
+        lambda t: jr.estimators.reinmax(_f, "categorical", temperature=t),
+        "categorical",
+        True,
+    ),
+    "gapped_st": (
+        lambda t: jr.estimators.gapped_st(_f, "bernoulli", temperature=t, gap=2.0 * t),
+        "bernoulli",
+        True,
+    ),
+    "indecater": (lambda t: jr.estimators.indecater(_f, "categorical"), "categorical", False),
+    # "categorical_1d": the [2] params are the logits of one categorical (k = 1 < K = 2).
+    "unordered_set": (
+        lambda t: jr.estimators.unordered_set(_f, "categorical", num_samples=1),
+        "categorical_1d",
+        False,
+    ),
+    "vimco": (
+        lambda t: jr.estimators.vimco(_f, "categorical", num_samples=2),
+        "categorical",
+        False,
+    ),
+    "iwae": (
+        lambda t: jr.estimators.iwae(_f, dist=lambda p: jr.reparam.normal(p, 1.0), num_samples=2),
+        "bernoulli",
+        False,
     ),
 }
 

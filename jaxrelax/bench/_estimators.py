@@ -37,7 +37,7 @@ import numpy as np
 
 import jaxrelax as jr
 
-__all__ = ["QUICK", "SPECS", "Built", "Spec", "build"]
+__all__ = ["CAT_QUICK", "QUICK", "SPECS", "Built", "Spec", "build", "labels", "spec"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,20 +46,51 @@ class Spec:
 
     label: str  # name in tables and plots
     name: str  # attribute of jr.estimators
-    cost: int  # f evaluations per draw
+    cost: int  # f evaluations per draw (0: given by ``cost_fn``)
     options: tuple[tuple[str, Any], ...] = ()
     min_count: int = 1
     categorical_view: bool = False  # Bernoulli as a two-class categorical
     learned: bool = False  # has control-variate parameters (RELAX)
     unbiased: bool = True
+    #: the suites' latent families this estimator runs on ("bernoulli", "categorical")
+    dists: tuple[str, ...] = ("bernoulli",)
+    #: ``f`` evaluations per draw as a function of the logits' shape and the family, where
+    #: it is not the constant ``cost`` (IndeCateR: ``D · K``; ARSM: ``K (K − 1) / 2 + 1``)
+    cost_fn: Callable[[tuple[int, ...], str], int] | None = None
+    #: defined for one categorical variable only (logits ``[K]``: the unordered set)
+    one_variable: bool = False
 
+    def draw_cost(self, latent_shape: tuple[int, ...], dist: str) -> int:
+        """``f`` evaluations one draw costs for logits of ``latent_shape``."""
+        return self.cost if self.cost_fn is None else self.cost_fn(tuple(latent_shape), dist)
+
+    def runs_on(self, latent_shape: tuple[int, ...], dist: str) -> bool:
+        """Whether this estimator is run on logits of ``latent_shape`` of family ``dist``."""
+        return dist in self.dists and (not self.one_variable or len(latent_shape) == 1)
+
+
+def _indecater_cost(latent_shape: tuple[int, ...], dist: str) -> int:
+    # every state of every variable: D · K (categorical, logits [D, K]), 2 · D (Bernoulli)
+    return int(np.prod(latent_shape)) * (2 if dist == "bernoulli" else 1)
+
+
+def _arsm_cost(latent_shape: tuple[int, ...], dist: str) -> int:
+    del dist
+    k = latent_shape[-1]  # the action and its K (K - 1) / 2 swap pseudo actions
+    return k * (k - 1) // 2 + 1
+
+
+_BOTH = ("bernoulli", "categorical")
 
 SPECS: tuple[Spec, ...] = (
     Spec("reinforce", "reinforce", 1),
-    Spec("reinforce+loo", "reinforce", 1, (("baseline", "loo"),), min_count=2),
-    Spec("gumbel_softmax", "gumbel_softmax", 1, unbiased=False),
-    Spec("st_gumbel_softmax", "st_gumbel_softmax", 1, unbiased=False),
+    Spec("reinforce+loo", "reinforce", 1, (("baseline", "loo"),), min_count=2, dists=_BOTH),
+    Spec("unordered_set", "unordered_set", 1, dists=("categorical",), one_variable=True),
+    Spec("gumbel_softmax", "gumbel_softmax", 1, unbiased=False, dists=_BOTH),
+    Spec("st_gumbel_softmax", "st_gumbel_softmax", 1, unbiased=False, dists=_BOTH),
     Spec("straight_through", "straight_through", 1, unbiased=False),
+    Spec("gapped_st", "gapped_st", 1, unbiased=False, dists=_BOTH),
+    Spec("reinmax", "reinmax", 1, unbiased=False, dists=_BOTH),
     # num_mc = 4 conditional Gumbel draws (Paulus et al. use up to 1000; each draw costs a
     # softmax and a backward pass through it, the VAE's bottleneck at 10).
     Spec(
@@ -69,9 +100,12 @@ SPECS: tuple[Spec, ...] = (
         (("num_mc", 4),),
         categorical_view=True,
         unbiased=False,
+        dists=_BOTH,
     ),
     Spec("arm", "arm", 2),
-    Spec("disarm", "disarm", 2),
+    Spec("disarm", "disarm", 2, dists=_BOTH),
+    Spec("arsm", "arsm", 0, cost_fn=_arsm_cost, dists=("categorical",)),
+    Spec("indecater", "indecater", 0, cost_fn=_indecater_cost, dists=_BOTH),
     Spec("rebar", "rebar", 3),
     Spec("relax", "relax", 3, learned=True),
 )
@@ -80,6 +114,26 @@ SPECS: tuple[Spec, ...] = (
 #: The five estimators ``--quick`` compares (one per family: score function with a
 #: baseline, straight-through relaxation, antithetic, REBAR, learned control variate).
 QUICK = ("reinforce+loo", "st_gumbel_softmax", "disarm", "rebar", "relax")
+
+#: The estimators ``--quick`` compares on the categorical VAE.
+CAT_QUICK = ("reinforce+loo", "st_gumbel_softmax", "gumbel_rao")
+
+
+def labels(dist: str, latent_shape: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """Labels of the specs that run on ``dist`` (and logits of ``latent_shape``), in order."""
+    return tuple(
+        s.label
+        for s in SPECS
+        if dist in s.dists and (latent_shape is None or s.runs_on(latent_shape, dist))
+    )
+
+
+def spec(label: str) -> Spec:
+    """The spec labelled ``label``."""
+    for s in SPECS:
+        if s.label == label:
+            return s
+    raise ValueError(f"unknown estimator label {label!r}; choose from {[s.label for s in SPECS]}")
 
 
 @dataclasses.dataclass
@@ -114,24 +168,33 @@ def build(
     *,
     latent_shape: tuple[int, ...],
     cv_key: jax.Array | None = None,
+    dist: str = "bernoulli",
 ) -> Built:
-    """Builds ``spec`` for a Bernoulli ``f(b, *args)`` with ``budget`` evaluations.
+    """Builds ``spec`` for ``f(x, *args)`` with ``budget`` evaluations.
 
     Args:
       spec: the estimator to build.
-      f: per-sample loss ``f(b, *args) -> scalar``; ``b`` has shape ``latent_shape``.
+      f: per-sample loss ``f(x, *args) -> scalar``; ``x`` has shape ``latent_shape``
+        (Bernoulli bits, or one-hot rows ``[..., K]`` for ``dist="categorical"``).
       budget: ``f`` evaluations per estimate.
-      latent_shape: shape of the Bernoulli logits (for RELAX's control-variate network).
+      latent_shape: shape of the logits (RELAX's control-variate network, IndeCateR's cost).
       cv_key: key initialising RELAX's control variate.
+      dist: ``"bernoulli"`` or ``"categorical"``; must be one of ``spec.dists``.
     Returns:
-      A ``Built`` estimator with ``budget // spec.cost`` draws.
+      A ``Built`` estimator with ``max(min_count, budget // cost)`` draws; its ``evals``
+      is what they really cost, above ``budget`` when one draw costs more (IndeCateR).
     """
-    draws = max(spec.min_count, budget // spec.cost)
+    if not spec.runs_on(latent_shape, dist):
+        raise ValueError(
+            f"`dist`: {spec.label} is not run on {dist!r} logits of shape {latent_shape}."
+        )
+    cost = spec.draw_cost(latent_shape, dist)
+    draws = max(spec.min_count, budget // cost)
     options = dict(spec.options)
     options["num_samples"] = draws  # draws: samples, or antithetic pairs (ARM, DisARM)
     make = getattr(jr.estimators, spec.name)
     cv_init = None
-    if spec.categorical_view:
+    if spec.categorical_view and dist == "bernoulli":
 
         def f2(onehot, *args):
             return f(onehot[..., 1], *args)
@@ -149,13 +212,13 @@ def build(
             return est(params, key, cv, *args)
 
     else:
-        est = make(f, dist="bernoulli", **options)
+        est = make(f, dist=dist, **options)
 
         def estimate(params, key, cv, *args):
             del cv
             return est(params, key, *args)
 
-    return Built(spec, est, estimate, cv_init, draws, draws * spec.cost)
+    return Built(spec, est, estimate, cv_init, draws, draws * cost)
 
 
 #: Hidden width of RELAX's residual network ``r_ρ``.

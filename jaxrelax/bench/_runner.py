@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 import jaxrelax as jr
-from jaxrelax.bench import _report, ops, toy, vae
+from jaxrelax.bench import _report, cat_vae, ops, toy, vae
 
 __all__ = ["SCHEMA", "SUITES", "run_bench"]
 
@@ -23,9 +23,14 @@ SCHEMA = "jaxrelax.bench/1"
 
 #: Suite name -> module with ``Config`` (``.quick()``), ``num_tasks``, ``run``, ``tables``,
 #: ``plot``.
-SUITES = {"toy": toy, "vae": vae, "ops": ops}
+SUITES = {"toy": toy, "vae": vae, "cat_vae": cat_vae, "ops": ops}
 
-_CONFIGS = {"toy": toy.ToyConfig, "vae": vae.VAEConfig, "ops": ops.OpsConfig}
+_CONFIGS = {
+    "toy": toy.ToyConfig,
+    "vae": vae.VAEConfig,
+    "cat_vae": cat_vae.CatVAEConfig,
+    "ops": ops.OpsConfig,
+}
 
 
 def _meta(quick: bool, seed: int, argv: Sequence[str] | None) -> dict[str, Any]:

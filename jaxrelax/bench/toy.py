@@ -43,7 +43,7 @@ class ToyConfig:
     cv_learning_rate: float = 0.01
     var_every: int = 50
     var_samples: int = 64
-    estimators: tuple[str, ...] = tuple(s.label for s in _estimators.SPECS)
+    estimators: tuple[str, ...] = _estimators.labels("bernoulli")
 
     @classmethod
     def quick(cls) -> ToyConfig:

@@ -50,7 +50,7 @@ from flax import nnx
 
 from jaxrelax.bench import _estimators, _report, _train
 
-__all__ = ["VAEConfig", "load_digits", "num_tasks", "plot", "run", "tables"]
+__all__ = ["VAEConfig", "load_digits", "num_tasks", "plot", "plot_variants", "run", "tables"]
 
 sg = jax.lax.stop_gradient
 
@@ -72,7 +72,7 @@ class VAEConfig:
     final_eval_samples: int = 64
     var_samples: int = 32
     num_test: int = 297
-    estimators: tuple[str, ...] = tuple(s.label for s in _estimators.SPECS)
+    estimators: tuple[str, ...] = _estimators.labels("bernoulli")
 
     @classmethod
     def quick(cls) -> VAEConfig:
@@ -327,7 +327,11 @@ def tables(result: dict[str, Any]) -> list[str]:
 
 
 def plot(result: dict[str, Any], out_dir: str) -> list[str]:
-    variants = result["variants"]
+    return [plot_variants(result["variants"], f"{out_dir}/vae_elbo.png")]
+
+
+def plot_variants(variants: list[dict[str, Any]], path: str) -> str:
+    """Test ELBO by step and by seconds, and encoder-gradient variance; one row a variant."""
     fig, axes = _report.new_figure(len(variants), 3, width=4.8, height=3.6)
     for i, v in enumerate(variants):
         ax_s, ax_t, ax_v = axes[i]
@@ -355,4 +359,4 @@ def plot(result: dict[str, Any], out_dir: str) -> list[str]:
         for ax in (ax_s, ax_t, ax_v):
             ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="best", ncol=2)
-    return [_report.save_figure(fig, f"{out_dir}/vae_elbo.png")]
+    return _report.save_figure(fig, path)

@@ -1,5 +1,7 @@
 """Tests for jr.estimators.arm and jr.estimators.disarm."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,3 +82,101 @@ def test_num_pairs_is_a_deprecated_alias_of_num_samples(name):
     assert old.num_samples == new.num_samples == 3
     key, phi = jax.random.key(4), jnp.array([0.3, -0.2])
     np.testing.assert_array_equal(jax.grad(old)(phi, key), jax.grad(new)(phi, key))
+
+
+# Categorical DisARM (stick-breaking, Dong, Mnih & Tucker 2021): D = 3 variables, K = 4.
+LOGITS = np.array([[0.3, -0.2, 1.0, 0.1], [-1.0, 0.5, 0.0, 0.2], [0.7, -0.4, -1.2, 0.9]])
+_V = np.array([0.0, 1.0, -2.0, 0.5])
+
+
+def _f_cat(x):
+    v = jnp.asarray(_V, x.dtype)
+    return (x[0] @ v - x[1] @ v + 0.5 * x[2] @ v) ** 2 + 2.0 * x[0, 1] * x[1, 2] * x[2, 3]
+
+
+def _enumerate(logits):
+    """Exact E[f] and its gradient by plain-numpy enumeration (p = 0 for masked logits)."""
+    with np.errstate(divide="ignore"):
+        p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    eye = np.eye(logits.shape[-1])
+    value, grad = 0.0, np.zeros(logits.shape)
+    for idx in itertools.product(range(logits.shape[-1]), repeat=logits.shape[0]):
+        x = eye[list(idx)]
+        prob = np.prod(np.sum(x * p, -1))
+        if prob > 0:
+            fx = float(_f_cat(jnp.asarray(x, jnp.float32)))
+            value += prob * fx
+            grad += prob * fx * (x - p)  # score: one_hot - softmax
+    return value, grad
+
+
+def test_categorical_unbiased_three_variables_four_categories(estimates, assert_unbiased):
+    value, grad = _enumerate(LOGITS)
+    E = jr.estimators.disarm(_f_cat, "categorical", num_samples=2)
+    values, grads = estimates(E, jnp.asarray(LOGITS, jnp.float32), 6_000, 31)
+    assert_unbiased(grads, grad)  # 5 standard errors
+    assert_unbiased(values, value)
+
+
+def test_categorical_masked_category_never_chosen_and_unbiased(estimates, assert_unbiased):
+    logits = LOGITS.copy()
+    logits[1, 2] = -np.inf
+    logits[2, 0] = -np.inf
+    seen = []
+
+    def f(x):
+        jax.debug.callback(lambda x: seen.append(np.asarray(x)), x)
+        return _f_cat(x)
+
+    E = jr.estimators.disarm(f, "categorical")
+    values, grads = estimates(E, jnp.asarray(logits, jnp.float32), 6_000, 32)
+    assert np.all(np.isfinite(grads)) and np.all(np.isfinite(values))
+    assert np.all(grads[:, 1, 2] == 0.0) and np.all(grads[:, 2, 0] == 0.0)
+    xs = np.concatenate([s.reshape(-1, 3, 4) for s in seen])
+    assert xs.shape[0] >= 2 * 6_000 and np.all(xs[:, 1, 2] == 0) and np.all(xs[:, 2, 0] == 0)
+    np.testing.assert_array_equal(xs.sum(-1), 1.0)  # one-hot in every variable
+    value, grad = _enumerate(logits)
+    assert_unbiased(grads, grad)
+    assert_unbiased(values, value)
+
+
+def test_categorical_fully_masked_row_gives_zeros():
+    logits = jnp.array([[0.3, 1.0, -0.5], [-jnp.inf, -jnp.inf, -jnp.inf]])
+    E = jr.estimators.disarm(lambda x: jnp.sum(x * jnp.arange(6.0).reshape(2, 3)), "categorical")
+    v, g = jax.jit(jax.value_and_grad(E))(logits, jax.random.key(0))
+    assert np.isfinite(v) and np.all(np.isfinite(g)) and np.all(g[1] == 0.0)
+    assert float(v) in {0.0, 1.0, 2.0}  # the masked row contributes x = 0
+
+
+def test_categorical_two_categories_is_bernoulli_disarm():
+    # K = 2 in decreasing order: b_0 = 1[u < σ(φ0 − φ1)] is the Bernoulli draw with logit
+    # φ0 − φ1 from the same uniform, so the gradients agree exactly (±, by softmax symmetry).
+    f_cat = lambda x: 3.0 * x[0, 0] + x[1, 0] ** 2 - 2.0 * x[0, 0] * x[1, 0]
+    f_ber = lambda b: 3.0 * b[0] + b[1] ** 2 - 2.0 * b[0] * b[1]
+    logits = jnp.array([[0.9, 0.2], [0.4, -0.6]])  # first category has the larger logit
+    keys = jax.random.split(jax.random.key(5), 64)
+    cat = jax.vmap(jax.grad(jr.estimators.disarm(f_cat, "categorical")), (None, 0))
+    ber = jax.vmap(jax.grad(jr.estimators.disarm(f_ber, "bernoulli")), (None, 0))
+    g_cat = np.asarray(jax.jit(cat)(logits, keys))
+    g_ber = np.asarray(jax.jit(ber)(logits[:, 0] - logits[:, 1], keys))
+    np.testing.assert_allclose(g_cat[..., 0], g_ber, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_cat[..., 1], -g_ber, rtol=1e-5, atol=1e-6)
+    assert np.any(np.abs(g_ber) > 1e-3)
+
+
+def test_categorical_second_derivative_raises():
+    E = jr.estimators.disarm(_f_cat, "categorical")
+    with pytest.raises(NotImplementedError, match="disarm estimates only the first"):
+        jax.hessian(E)(jnp.asarray(LOGITS, jnp.float32), jax.random.key(0))
+
+
+@pytest.mark.slow
+def test_categorical_variance_below_rloo_at_equal_cost(estimates):
+    # Equal budget: 2 evaluations of f per estimate each (one antithetic pair vs RLOO with 2
+    # draws). Measured (seed 33, 50 000 estimates): total variance 20.0 (DisARM) vs 27.7.
+    params = jnp.asarray(LOGITS, jnp.float32)
+    _, g_d = estimates(jr.estimators.disarm(_f_cat, "categorical"), params, 50_000, 33)
+    rloo = jr.estimators.reinforce(_f_cat, "categorical", 2, baseline="loo")
+    _, g_r = estimates(rloo, params, 50_000, 34)
+    var_d, var_r = g_d.var(0).sum(), g_r.var(0).sum()
+    assert var_d < 0.85 * var_r, (var_d, var_r)

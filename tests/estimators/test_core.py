@@ -42,11 +42,32 @@ ESTIMATORS = {
     "rebar": (lambda f, d: jr.estimators.rebar(f, d, num_samples=2), ("bernoulli", "categorical")),
     "relax": (_relax, ("bernoulli", "categorical")),
     "arm": (lambda f, d: jr.estimators.arm(f, d, num_samples=2), ("bernoulli",)),
-    "disarm": (lambda f, d: jr.estimators.disarm(f, d, num_samples=2), ("bernoulli",)),
+    "disarm": (
+        lambda f, d: jr.estimators.disarm(f, d, num_samples=2),
+        ("bernoulli", "categorical"),
+    ),
+    "arsm": (lambda f, d: jr.estimators.arsm(f, d, num_samples=2), ("categorical",)),
     "gumbel_rao": (
         lambda f, d: jr.estimators.gumbel_rao(f, d, num_mc=3),
         ("bernoulli", "categorical"),
     ),
+    "reinmax": (
+        lambda f, d: jr.estimators.reinmax(f, d, num_samples=2, temperature=1.5),
+        ("bernoulli", "categorical"),
+    ),
+    "gapped_st": (
+        lambda f, d: jr.estimators.gapped_st(f, d, temperature=0.5),
+        ("bernoulli", "categorical"),
+    ),
+    "indecater": (lambda f, d: jr.estimators.indecater(f, d), ("bernoulli", "categorical")),
+    # One categorical per call (logits [K]); the contract tests with [2, 3] logits skip it.
+    "unordered_set": (
+        lambda f, d: jr.estimators.unordered_set(f, d, num_samples=2),
+        ("categorical",),
+    ),
+    # vimco's f is a log-weight; any scalar f is one, so the generic f serves (its value is
+    # log mean exp f, not mean f: no contract test here compares values to E[f]).
+    "vimco": (lambda f, d: jr.estimators.vimco(f, d, num_samples=3), ("bernoulli", "categorical")),
 }
 
 
@@ -55,8 +76,9 @@ def _f(x, theta):
 
 
 def test_table_holds_every_estimator():
-    # A new estimator joins this table (docs/contributing.md); pathwise has no discrete dist.
-    assert set(ESTIMATORS) | {"pathwise"} == set(jr.estimators.__all__)
+    # A new estimator joins this table (docs/contributing.md); pathwise and iwae have no
+    # discrete dist.
+    assert set(ESTIMATORS) | {"pathwise", "iwae"} == set(jr.estimators.__all__)
 
 
 @pytest.mark.parametrize("name", sorted(jr.estimators.__all__))
@@ -103,6 +125,17 @@ _W = jnp.array([0.5, 0.2])
 # docstring's words for it). Counts are of f's traced calls, read off the jaxpr.
 F_EVALUATIONS = {
     "exact": (lambda f: jr.estimators.exact(f, "bernoulli"), 4, "``2^n`` (Bernoulli)"),
+    # iwae's default gradient="dreg": f at the draws and at the stop-gradient'ed draws.
+    "iwae": (
+        lambda f: jr.estimators.iwae(f, lambda p: jr.reparam.normal(p, 1.0), 3),
+        6,
+        "``2 · num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "vimco": (
+        lambda f: jr.estimators.vimco(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per",
+    ),
     "pathwise": (
         lambda f: jr.estimators.pathwise(f, lambda p: jr.reparam.normal(p, 1.0), 3),
         3,
@@ -133,6 +166,27 @@ F_EVALUATIONS = {
         3,
         "``num_samples`` evaluations of ``f`` per estimate",
     ),
+    "reinmax": (
+        lambda f: jr.estimators.reinmax(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
+    "gapped_st": (
+        lambda f: jr.estimators.gapped_st(f, "bernoulli", 3),
+        3,
+        "``num_samples`` evaluations of ``f`` per",
+    ),
+    "indecater": (
+        lambda f: jr.estimators.indecater(f, "bernoulli", 3),
+        12,
+        "``num_samples · D · K`` evaluations of ``f`` per estimate",
+    ),
+    # [0.3, -0.5] as the logits of one categorical with K = 2 states, k = 2 distinct draws.
+    "unordered_set": (
+        lambda f: jr.estimators.unordered_set(f, "categorical", 2),
+        2,
+        "``num_samples`` evaluations of ``f`` per estimate",
+    ),
     "arm": (
         lambda f: jr.estimators.arm(f, "bernoulli", 3),
         6,
@@ -142,6 +196,12 @@ F_EVALUATIONS = {
         lambda f: jr.estimators.disarm(f, "bernoulli", 3),
         6,
         "``2 · num_samples`` evaluations of ``f`` per estimate",
+    ),
+    # 2 logits = one variable with K = 2 categories: 1 swap + the action per draw.
+    "arsm": (
+        lambda f: jr.estimators.arsm(f, "categorical", 3),
+        6,
+        "``(K(K − 1)/2 + 1) · num_samples`` evaluations of ``f`` per estimate",
     ),
     "rebar": (
         lambda f: jr.estimators.rebar(f, "bernoulli", 3),
@@ -206,7 +266,12 @@ VMAP_CASES = [
     ("relax", "categorical"),
     ("arm", "bernoulli"),
     ("disarm", "bernoulli"),
+    ("arsm", "categorical"),
     ("gumbel_rao", "bernoulli"),
+    ("reinmax", "categorical"),
+    ("gapped_st", "bernoulli"),
+    ("indecater", "categorical"),
+    ("vimco", "categorical"),
 ]
 
 

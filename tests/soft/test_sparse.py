@@ -239,3 +239,245 @@ def test_entmax_gradcheck_float64(name):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(46), (40, 6), jnp.float64)
         check_grads(FUNCS[name], (x,), order=1, modes=["fwd", "rev"], eps=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# α-entmax by bisection (issue #13 item 3): values, α-gradient, limits, masks, checks.
+
+
+def _entmax_reference(x, alpha):
+    """Independent float64 reference along the last axis: 200 halvings of the threshold of
+    p = [(α−1) x − τ]_+^{1/(α−1)} in NumPy."""
+    z = np.asarray(x, np.float64) * (alpha - 1.0)
+    flat = z.reshape(-1, z.shape[-1])
+    out = np.zeros_like(flat)
+    for r, row in enumerate(flat):
+        lo, hi = row.max() - 1.0, row.max()
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if np.sum(np.maximum(row - mid, 0.0) ** (1 / (alpha - 1))) > 1.0:
+                lo = mid
+            else:
+                hi = mid
+        out[r] = np.maximum(row - 0.5 * (lo + hi), 0.0) ** (1 / (alpha - 1))
+    return out.reshape(z.shape)
+
+
+def test_entmax_readme_alpha_gradient_values():
+    # deep-spin/entmax README.md, "Gradients w.r.t. alpha (continued)": entmax_bisect of
+    # [[-1, 0, 0.5], [1, 2, 3.5]] at α = 1.33, printed to 4 decimals, and ∂p₀₀/∂α.
+    x = jnp.array([[-1.0, 0.0, 0.5], [1.0, 2.0, 3.5]])
+    p = jr.soft.entmax(x, alpha=1.33)
+    np.testing.assert_allclose(p, [[0.0460, 0.3276, 0.6264], [0.0026, 0.1012, 0.8963]], atol=5e-5)
+    da = jax.grad(lambda a: jr.soft.entmax(x, a)[0, 0])(1.33)
+    np.testing.assert_allclose(da, -0.2562, atol=5e-5)
+
+
+@pytest.mark.parametrize("alpha", [1.05, 1.33, 1.5, 2.0, 3.0])
+def test_entmax_matches_bisection_reference(alpha):
+    x = jax.random.normal(jax.random.key(11), (16, 40)) * 3
+    ref = _entmax_reference(x, alpha)
+    p = jr.soft.entmax(x, jnp.float32(alpha))  # an array: the bisection path
+    # Measured float32 error (30 halvings; 20 give the same once renormalised): ≤ 4e-7
+    # for α ≤ 2; for α = 3 an entry near τ has p = u^{1/2} with u ~ 1e-7: ~3e-4.
+    np.testing.assert_allclose(p, ref, atol=1e-6 if alpha <= 2 else 1e-3)
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-6)
+    with jax.enable_x64(True):
+        p64 = jr.soft.entmax(np.asarray(x, np.float64), jnp.float64(alpha))
+        np.testing.assert_allclose(p64, ref, atol=1e-12)
+
+
+def test_entmax_special_alphas_agree():
+    x = jax.random.normal(jax.random.key(12), (8, 9)) * 2
+    f = jax.jit(jr.soft.entmax)  # α traced: always the bisection
+    np.testing.assert_allclose(f(x, 2.0), jr.soft.sparsemax(x), atol=1e-6)
+    np.testing.assert_allclose(f(x, 1.5), jr.soft.entmax15(x), atol=1e-6)
+    # The Python numbers 2 and 1.5 dispatch to the exact sort-based maps.
+    np.testing.assert_array_equal(jr.soft.entmax(x, 2.0), jr.soft.sparsemax(x))
+    np.testing.assert_array_equal(jr.soft.entmax(x, 1.5), jr.soft.entmax15(x))
+    # α → 1 is softmax: the gap is O(α − 1).
+    with jax.enable_x64(True):
+        x64 = np.asarray(x, np.float64)
+        gaps = [float(jnp.abs(jr.soft.entmax(x64, 1 + e) - jr.soft.softmax(x64)).max()) for e in (1e-2, 1e-4)]
+        assert gaps[1] < 1e-3 and gaps[1] < gaps[0] / 20
+
+
+def _directional_check(f, args, dirs, eps=1e-6):
+    """jvp (forward), vjp (reverse) and central differences of ``f`` agree along each
+    direction in ``dirs`` (a tuple of arrays stacked on a leading axis), in one jitted vmap
+    each; and so do the derivatives of ``jvp`` itself (second order)."""
+    def jvp(*d):
+        return jax.jvp(f, args, d)[1]
+
+    def fd(*d):
+        plus = f(*[a + eps * t for a, t in zip(args, d)])
+        minus = f(*[a - eps * t for a, t in zip(args, d)])
+        return (plus - minus) / (2 * eps)
+
+    def vjp_dot(*d):  # ⟨vjp(w), d⟩ with w = jvp(d): checks reverse mode against forward
+        out, pull = jax.vjp(f, *args)
+        return sum(jnp.vdot(g, t) for g, t in zip(pull(jvp(*d)), d)), jnp.vdot(jvp(*d), jvp(*d))
+
+    def jvp2(*d):  # second directional derivative and its finite difference
+        g = lambda *a: jax.jvp(f, a, d)[1]
+        second = jax.jvp(g, args, d)[1]
+        plus = g(*[a + eps * t for a, t in zip(args, d)])
+        minus = g(*[a - eps * t for a, t in zip(args, d)])
+        return second, (plus - minus) / (2 * eps)
+
+    j, n = jax.jit(jax.vmap(jvp))(*dirs), jax.jit(jax.vmap(fd))(*dirs)
+    np.testing.assert_allclose(j, n, rtol=1e-6, atol=1e-7)
+    lhs, rhs = jax.jit(jax.vmap(vjp_dot))(*dirs)
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
+    s2, n2 = jax.jit(jax.vmap(jvp2))(*dirs)
+    np.testing.assert_allclose(s2, n2, rtol=1e-5, atol=1e-6)
+
+
+def test_entmax_gradcheck_x_and_alpha_float64():
+    # entmax/test_root_finding.py::test_entmax_grad: gradcheck of entmax_bisect in (x, α)
+    # for α in (1.2, 1.5, 1.75, 2.25), float64, randn(4, 6), eps = 1e-5 — here as
+    # directional checks (forward, reverse, second order) along 8 random directions.
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(13), (4, 6), jnp.float64)
+        dx = jax.random.normal(jax.random.key(17), (8, 4, 6), jnp.float64)
+        da = jax.random.normal(jax.random.key(18), (8,), jnp.float64)
+        for alpha in (1.2, 1.5, 1.75, 2.25):
+            _directional_check(jr.soft.entmax, (x, jnp.float64(alpha)), (dx, da))
+
+
+def test_entmax_multiple_alphas():
+    # entmax/test_root_finding.py::test_entmax_correct_multiple_alphas and
+    # ::test_entmax_grad_multiple_alphas: one α per row (here [n, 1]) equals each row
+    # computed alone, and gradcheck holds in (x, α).
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(14), (4, 6), jnp.float64)
+        alpha = 1.05 + jax.random.uniform(jax.random.key(15), (4, 1), jnp.float64)
+        p = jr.soft.entmax(x, alpha)
+        rows = [jr.soft.entmax(x[i], alpha[i, 0]) for i in range(4)]
+        np.testing.assert_allclose(p, np.stack(rows), rtol=1e-12, atol=1e-14)
+        check_grads(jr.soft.entmax, (x, alpha), order=1, modes=["rev"], eps=1e-5)
+        # Along axis 0, α has shape [1, 6].
+        pt = jr.soft.entmax(x.T, alpha.T, axis=0)
+        np.testing.assert_allclose(pt, p.T, rtol=1e-12, atol=1e-14)
+
+
+def test_entmax_masks_and_fully_masked_rows():
+    x = jnp.array([[0.5, -jnp.inf, 0.2, -jnp.inf], [-jnp.inf] * 4, [1e30, -1e30, 0.0, -jnp.inf]])
+    a = jnp.float32(1.7)
+    p = jr.soft.entmax(x, a)
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p[0, [0, 2]], jr.soft.entmax(jnp.array([0.5, 0.2]), a), atol=1e-7)
+    np.testing.assert_array_equal(p[0, [1, 3]], 0.0)
+    np.testing.assert_array_equal(p[1], 0.0)
+    np.testing.assert_array_equal(p[2], [1.0, 0.0, 0.0, 0.0])
+    w = jnp.arange(4.0)
+    gx, ga = jax.grad(lambda x, a: jnp.sum(jr.soft.entmax(x, a) * w), argnums=(0, 1))(x, a)
+    assert np.all(np.isfinite(gx)) and np.isfinite(ga)
+    np.testing.assert_array_equal(gx[:, 1], 0.0)
+    np.testing.assert_array_equal(gx[1], 0.0)
+
+
+def test_entmax_jit_vmap_axis_dtypes():
+    x = jax.random.normal(jax.random.key(16), (3, 5, 7))
+    a = jnp.float32(1.3)
+    p = jr.soft.entmax(x, a, axis=1)
+    np.testing.assert_allclose(p, jnp.moveaxis(jr.soft.entmax(jnp.moveaxis(x, 1, -1), a), -1, 1))
+    np.testing.assert_allclose(jax.jit(jr.soft.entmax, static_argnums=2)(x, a, 1), p, atol=1e-7)
+    np.testing.assert_allclose(jax.vmap(lambda r: jr.soft.entmax(r, a, axis=0))(x), p, atol=1e-7)
+    for dtype in (jnp.bfloat16, jnp.float16):
+        y = jr.soft.entmax(x.astype(dtype), a)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(np.asarray(y, np.float32), jr.soft.entmax(x.astype(dtype).astype(jnp.float32), a), atol=1e-2)
+
+
+def test_entmax_bad_alpha():
+    x = jnp.ones((2, 3))
+    for bad in (1.0, 0.5, float("nan"), jnp.array([[1.5], [0.9]])):
+        with pytest.raises(ValueError, match="`alpha`"):
+            jr.soft.entmax(x, bad)
+    with pytest.raises(ValueError, match="`alpha`"):
+        jr.soft.entmax(x, jnp.full((2, 3), 1.5))  # must be size 1 on the event axis
+    with pytest.raises(ValueError, match="`x`"):
+        jr.soft.entmax(jnp.ones((2, 0)), 1.5)
+    # A traced α <= 1 poisons the output and the gradient.
+    out = jax.jit(jr.soft.entmax)(x, 0.9)
+    assert np.all(np.isnan(out))
+    assert np.all(np.isnan(jax.grad(lambda a: jax.jit(jr.soft.entmax)(x, a)[0, 0])(0.9)))
+
+
+# --------------------------------------------------------------------------------------
+# Fenchel–Young loss of α-entmax (issue #13 item 3).
+
+
+def test_entmax_loss_gradient_is_p_minus_y():
+    x = jax.random.normal(jax.random.key(20), (5, 7)) * 2
+    y = jax.nn.softmax(jax.random.normal(jax.random.key(21), (5, 7)))  # any labels in Δ
+    alphas = jnp.array([1.3, 1.5, 2.0])
+    grad = jax.grad(lambda x, a: jr.soft.entmax_loss(x, y, a).sum())
+    g = jax.jit(jax.vmap(grad, in_axes=(None, 0)))(x, alphas)  # the bisection path
+    p = jax.jit(jax.vmap(jr.soft.entmax, in_axes=(None, 0)))(x, alphas)
+    np.testing.assert_array_equal(g, p - y)
+    for a in (1.5, 2.0):  # the Python numbers: the exact sort-based maps
+        np.testing.assert_array_equal(grad(x, a), jr.soft.entmax(x, a) - y)
+    loss = jax.vmap(jr.soft.entmax_loss, in_axes=(None, None, 0))(x, y, alphas)
+    assert loss.shape == (3, 5) and np.all(np.asarray(loss) >= 0)
+
+
+def test_entmax_loss_zero_iff_labels_equal_entmax():
+    x = jnp.array([0.0, 5.0, 0.3, -1.0])
+    y = jnp.array([0.0, 1.0, 0.0, 0.0])
+    for a in (1.5, jnp.float32(1.25), 2.0):
+        np.testing.assert_array_equal(jr.soft.entmax(x, a), y)  # one-hot is reachable
+        assert float(jr.soft.entmax_loss(x, y, a)) == pytest.approx(0.0, abs=1e-6)
+        assert float(jr.soft.entmax_loss(x, jnp.array([0.0, 0.0, 1.0, 0.0]), a)) > 1.0
+    # At a non-one-hot p as well: L(x; entmax(x)) = 0 and L(x; y) > 0 for y ≠ p.
+    x = jnp.array([0.2, 0.5, -0.1, 0.4])
+    p = jr.soft.entmax(x, 1.7)
+    assert float(jr.soft.entmax_loss(x, p, 1.7)) == pytest.approx(0.0, abs=1e-6)
+    assert float(jr.soft.entmax_loss(x, jnp.full(4, 0.25), 1.7)) > 1e-3
+
+
+def test_entmax_loss_matches_optax_sparsemax_loss():
+    # α = 2 is the sparsemax loss of Martins & Astudillo (2016), which optax implements
+    # with integer labels: optax.losses.multiclass_sparsemax_loss.
+    import optax
+
+    x = jax.random.normal(jax.random.key(22), (6, 5)) * 2
+    labels = jnp.array([0, 1, 2, 3, 4, 2])
+    with jax.numpy_dtype_promotion("standard"):
+        ref = optax.losses.multiclass_sparsemax_loss(x, labels)
+    y = jax.nn.one_hot(labels, 5)
+    np.testing.assert_allclose(jr.soft.entmax_loss(x, y, 2.0), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jr.soft.entmax_loss(x, y, jnp.float32(2.0)), ref, rtol=1e-5, atol=1e-5)
+    # α → 1 is the softmax cross-entropy for one-hot labels (optax as well).
+    with jax.enable_x64(True):
+        x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        ce = optax.losses.softmax_cross_entropy(x64, y64)
+        np.testing.assert_allclose(jr.soft.entmax_loss(x64, y64, 1 + 1e-6), ce, atol=1e-4)
+
+
+def test_entmax_loss_alpha_and_label_gradients_and_hessian():
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(23), (6,), jnp.float64)
+        y = jax.nn.softmax(jax.random.normal(jax.random.key(24), (6,), jnp.float64))
+        d = [jax.random.normal(jax.random.key(25 + i), (4, 6), jnp.float64) for i in range(2)]
+        d.append(jax.random.normal(jax.random.key(27), (4,), jnp.float64))
+        _directional_check(jr.soft.entmax_loss, (x, y, jnp.float64(1.6)), tuple(d))
+        # Second order in the logits: ∇² L = ∂p/∂x (the entmax Jacobian).
+        h = jax.jit(jax.hessian(jr.soft.entmax_loss))(x, y, 1.6)
+        np.testing.assert_allclose(h, jax.jacfwd(jr.soft.entmax)(x, 1.6), atol=1e-12)
+
+
+def test_entmax_loss_masks_and_bad_inputs():
+    x = jnp.array([1.0, -jnp.inf, 0.5])
+    y = jnp.array([1.0, 0.0, 0.0])
+    loss, g = jax.value_and_grad(jr.soft.entmax_loss)(x, y)
+    assert np.isfinite(loss) and np.all(np.isfinite(g)) and g[1] == 0
+    assert jr.soft.entmax_loss(x, jnp.array([0.0, 1.0, 0.0])) == jnp.inf
+    with pytest.raises(ValueError, match="`labels`"):
+        jr.soft.entmax_loss(jnp.ones((2, 3)), jnp.ones((2, 4)) / 4)
+    with pytest.raises(ValueError, match="`alpha`"):
+        jr.soft.entmax_loss(jnp.ones(3), jnp.ones(3) / 3, alpha=1.0)
+    with pytest.raises(ValueError, match="`logits`"):
+        jr.soft.entmax_loss(jnp.array(1.0), jnp.array(1.0))
+    assert np.isnan(jax.jit(jr.soft.entmax_loss)(jnp.ones(3), jnp.ones(3) / 3, 0.5))
