@@ -129,6 +129,18 @@ CASES = [
         X4,
         "fd",
     ),
+    (
+        "soft.permutation_matrix hard",
+        lambda x: jnp.sum(jr.soft.permutation_matrix(x, T, hard=True) @ W4),
+        X4,
+        lambda x: jnp.sum(jr.soft.permutation_matrix(x, T) @ W4),
+    ),
+    (
+        "soft.quantile",
+        _lin(lambda x: jr.soft.quantile(x, jnp.array([0.2, 0.5, 0.7, 0.9]))),
+        X4,
+        "zero",
+    ),
     # jr.st: straight-through (soft − sg(soft) + sg(hard)) and identity rules.
     (
         "st.argmax",

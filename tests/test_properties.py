@@ -740,6 +740,8 @@ ESTIMATORS = {
     "indecater": (jr.estimators.indecater(_f, "categorical"), "categorical"),
     # One categorical with K = 3 states (logits [3]; shape (3,) below), k = 2 < K.
     "unordered_set": (jr.estimators.unordered_set(_f, "categorical", 2), "categorical_1d"),
+    "vimco": (jr.estimators.vimco(_f, "categorical", 3), "categorical"),
+    "iwae": (jr.estimators.iwae(_f, lambda p: jr.reparam.normal(p, 1.0), 2), "normal"),
 }
 
 

@@ -20,7 +20,14 @@ on the same input, round by round (so machine load hits both alike):
    + backward (value and gradient of a weighted sum) and forward alone, against the
    forward ``jnp.sort`` of the same input, with the growth of their times between
    sizes (the O(n log n) claim). Sizes from the command line:
-   ``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``.
+   ``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``. The soft quantiles
+   (``jr.soft.quantile`` at three levels, forward + backward) join this sweep.
+
+3. Soft permutation matrices (``jr.soft.permutation_matrix``, each method, forward +
+   backward of ``sum(w * (P @ x))`` on one row) at the sort sizes up to
+   ``argsort_max_n``, against ``jnp.sort`` of the same row. They are O(n²) by
+   construction: at n = 1e4 one SoftSort row takes seconds and ~1.6 GB, so larger sizes
+   are left out.
 
 Reported: best-of-``rounds`` seconds of the op and of its floor, their ratio, and the
 quartiles of the per-round ratios.
@@ -41,7 +48,16 @@ import numpy as np
 import jaxrelax as jr
 from jaxrelax.bench import _report
 
-__all__ = ["OpsConfig", "num_tasks", "op_programs", "plot", "run", "sort_programs", "tables"]
+__all__ = [
+    "OpsConfig",
+    "argsort_programs",
+    "num_tasks",
+    "op_programs",
+    "plot",
+    "run",
+    "sort_programs",
+    "tables",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +71,10 @@ class OpsConfig:
     sort_batch: int = 8
     sort_rounds: int = 10
     sort_strength: float = 1.0  # regularization_strength of soft sort / rank
+    argsort_max_n: int = 1_000  # soft permutation matrices are O(n²): sizes up to this
+    argsort_rounds: int = 3
+    argsort_temperature: float = 0.1
+    argsort_sinkhorn_iters: int = 20
 
     @classmethod
     def quick(cls) -> OpsConfig:
@@ -71,7 +91,13 @@ OPS: tuple[tuple[str, str], ...] = (
 )
 
 #: The soft sort / rank programs of part 2, in table order (ratios to ``jnp.sort``).
-SORT_PROGRAMS: tuple[str, ...] = ("sort", "rank", "sort_fwd", "rank_fwd")
+SORT_PROGRAMS: tuple[str, ...] = ("sort", "rank", "sort_fwd", "rank_fwd", "quantile")
+
+#: The ``method``s of ``jr.soft.permutation_matrix`` timed in part 3 (ratios to ``jnp.sort``).
+ARGSORT_METHODS: tuple[str, ...] = ("softsort", "neuralsort", "sinkhorn")
+
+#: The levels of the soft quantile timed in part 2.
+QUANTILE_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
 
 
 def _fwd_bwd(op: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable[..., jax.Array]:
@@ -111,8 +137,9 @@ def sort_programs(n: int, strength: float) -> dict[str, Callable[..., jax.Array]
     """The jitted programs timed for one size of part 2, each a function of ``x [..., n]``.
 
     ``"jnp.sort"`` (the floor), ``"sort"`` / ``"rank"`` (value and gradient of
-    ``sum(w * op(x))``, ``w = linspace(-1, 1, n)``) and ``"sort_fwd"`` / ``"rank_fwd"``.
-    Cached, as ``op_programs``.
+    ``sum(w * op(x))``, ``w = linspace(-1, 1, n)``), ``"sort_fwd"`` / ``"rank_fwd"``, and
+    ``"quantile"`` (value and gradient of the sum of ``jr.soft.quantile`` at
+    ``QUANTILE_LEVELS``). Cached, as ``op_programs``.
     """
     w = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
 
@@ -125,11 +152,40 @@ def sort_programs(n: int, strength: float) -> dict[str, Callable[..., jax.Array]
         "rank": fwd_bwd(jr.soft.rank),
         "sort_fwd": jax.jit(lambda x: jr.soft.sort(x, strength)),
         "rank_fwd": jax.jit(lambda x: jr.soft.rank(x, strength)),
+        "quantile": jax.jit(
+            jax.value_and_grad(
+                lambda x: jnp.sum(jr.soft.quantile(x, jnp.asarray(QUANTILE_LEVELS), strength))
+            )
+        ),
     }
 
 
+@functools.cache
+def argsort_programs(n: int, temperature: float, num_iters: int) -> dict[str, Callable[..., Any]]:
+    """The jitted programs of part 3, each a function of ``x [rows, n]``: ``"jnp.sort"``
+    and, per method, the value and gradient of ``sum(w * (P @ x))`` with
+    ``P = jr.soft.permutation_matrix(x, temperature, method)``. Cached."""
+    w = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
+
+    def fwd_bwd(method):
+        def loss(x):
+            p = jr.soft.permutation_matrix(x, temperature, method, num_iters=num_iters)
+            return jnp.sum(w * jnp.einsum("...ij,...j->...i", p, x))
+
+        return jax.jit(jax.value_and_grad(loss))
+
+    return {
+        "jnp.sort": jax.jit(lambda x: jnp.sort(x, axis=-1)),
+        **{m: fwd_bwd(m) for m in ARGSORT_METHODS},
+    }
+
+
+def _argsort_sizes(cfg: OpsConfig) -> list[int]:
+    return [n for n in cfg.sort_sizes if n <= cfg.argsort_max_n]
+
+
 def num_tasks(cfg: OpsConfig) -> int:
-    return len(OPS) * len(cfg.shapes) + len(cfg.sort_sizes)
+    return len(OPS) * len(cfg.shapes) + len(cfg.sort_sizes) + len(_argsort_sizes(cfg))
 
 
 def _ratio_row(t_op: np.ndarray, t_floor: np.ndarray) -> dict[str, float]:
@@ -182,12 +238,32 @@ def run(cfg: OpsConfig, seed: int, progress: _report.Progress) -> dict[str, Any]
             }
         )
         progress.update()
+    argsort_rows = []
+    for n in _argsort_sizes(cfg):
+        progress.describe(f"ops soft permutation matrices n={n}")
+        kx, key = jax.random.split(key)
+        x = jax.random.normal(kx, (1, n), jnp.float32)
+        fns = argsort_programs(n, cfg.argsort_temperature, cfg.argsort_sinkhorn_iters)
+        t = _report.time_interleaved(
+            {name: functools.partial(f, x) for name, f in fns.items()}, cfg.argsort_rounds
+        )
+        base = _report.best(t["jnp.sort"])
+        argsort_rows.append(
+            {
+                "n": n,
+                "jnp_sort_seconds": base,
+                "seconds": {m: _report.best(t[m]) for m in ARGSORT_METHODS},
+                "ratio": {m: _report.best(t[m]) / base for m in ARGSORT_METHODS},
+            }
+        )
+        progress.update()
     return {
         "config": dataclasses.asdict(cfg),
         "description": "forward+backward time of jit(grad(sum(w * op(x)))) divided by the "
         "floor's, best of interleaved rounds; soft sort/rank against jnp.sort by size",
         "results": rows,
         "sort_sizes": sort_rows,
+        "argsort_sizes": argsort_rows,
     }
 
 
@@ -231,6 +307,7 @@ def tables(result: dict[str, Any]) -> list[str]:
             ("rank", "rank fwd+bwd", ".2f"),
             ("sort_fwd", "sort fwd", ".2f"),
             ("rank_fwd", "rank fwd", ".2f"),
+            ("quantile", "quantile fwd+bwd", ".2f"),
         ]
         notes = [
             f"x jnp.sort of the same input, best of {cfg['sort_rounds']} interleaved rounds "
@@ -250,6 +327,21 @@ def tables(result: dict[str, Any]) -> list[str]:
                 scols,
                 srows,
                 note="\n".join(notes),
+            )
+        )
+    asweep = result.get("argsort_sizes") or []
+    if asweep:
+        arows = [{"n": r["n"], "ms": 1e3 * r["jnp_sort_seconds"], **r["ratio"]} for r in asweep]
+        acols = [("n", "n", "d"), ("ms", "jnp.sort ms", ".3f")]
+        acols += [(m, f"{m} fwd+bwd", ".0f") for m in ARGSORT_METHODS]
+        out.append(
+            _report.format_table(
+                "ops: soft permutation matrices (O(n²)) relative to jnp.sort, by row length",
+                acols,
+                arows,
+                note=f"x jnp.sort of the same row, best of {cfg['argsort_rounds']} interleaved "
+                f"rounds (1 row, float32, temperature {cfg['argsort_temperature']}, "
+                f"{cfg['argsort_sinkhorn_iters']} Sinkhorn rounds).",
             )
         )
     return out

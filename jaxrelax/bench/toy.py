@@ -69,13 +69,13 @@ def num_tasks(cfg: ToyConfig) -> int:
     return len(cfg.estimators)
 
 
-def _train(built: _estimators.Built, exact, cfg: ToyConfig, key: jax.Array):
-    """Adam on phi with ``built``, for every target at once (vmapped over ``t``).
+def _train_program(built: _estimators.Built, exact, cfg: ToyConfig):
+    """``(chunk, initial state)``: ``var_every`` Adam steps on phi with ``built``, for every
+    target at once (vmapped over ``t``).
 
     Each step draws ``var_samples`` independent estimates at the current ``φ``: the first
     updates ``φ`` (so the budget is one estimate per step), all of them give the
-    per-step sample variance. Returns per-step exact loss and per-chunk mean
-    log10-variance, ``[len(targets), ...]``.
+    per-step sample variance.
     """
     trainer = _train_lib.Trainer(built, cfg.learning_rate, cfg.cv_learning_rate)
     targets = jnp.asarray(cfg.targets, jnp.float32)
@@ -96,9 +96,18 @@ def _train(built: _estimators.Built, exact, cfg: ToyConfig, key: jax.Array):
         return state, (losses, jnp.log10(jnp.mean(variances)))
 
     state = jax.vmap(lambda t: trainer.init(jnp.zeros((), jnp.float32)))(targets)
+    return jax.vmap(chunk), state
+
+
+def _train(cfg: ToyConfig, chunk, state, compiled: _train_lib.Compiled, key: jax.Array):
+    """Runs the compiled ``chunk`` from ``state``; returns per-step exact loss and per-chunk
+    mean log10-variance, ``[len(targets), ...]``."""
+    targets = jnp.asarray(cfg.targets, jnp.float32)
     n_chunks = max(1, cfg.steps // cfg.var_every)
     keys = jax.random.split(key, (n_chunks, len(cfg.targets)))
-    state, outs, compile_s, train_s = _train_lib.run_chunks(jax.vmap(chunk), state, keys, targets)
+    state, outs, compile_s, train_s = _train_lib.run_chunks(
+        chunk, state, keys, targets, compiled=compiled
+    )
     losses = np.concatenate([o[0] for o in outs], axis=1)  # [targets, steps]
     log_vars = np.stack([o[1] for o in outs], axis=1)  # [targets, chunks]
     var_steps = [(i + 0.5) * cfg.var_every for i in range(n_chunks)]
@@ -136,10 +145,21 @@ def run(cfg: ToyConfig, seed: int, progress: _report.Progress) -> dict[str, Any]
         {"t": t, "exact_gradient": float(g), "optimal_loss": t * t, "estimators": []}
         for t, g in zip(cfg.targets, g_exact)
     ]
-    for spec in _specs(cfg):
+    # The training programs compile on a thread pool first (see _train.Compiler); the
+    # statistics and the timed runs follow once all are compiled.
+    progress.describe(f"toy: compiling {len(cfg.estimators)} programs")
+    jobs = []
+    with _train_lib.Compiler() as compiler:
+        for spec in _specs(cfg):
+            key, k_cv, k_stats, k_train = jax.random.split(key, 4)
+            built = _estimators.build(spec, _f, cfg.budget, latent_shape=(), cv_key=k_cv)
+            chunk, state = _train_program(built, exact, cfg)
+            k0 = jax.random.split(jax.random.key(0), len(cfg.targets))
+            future = compiler.submit(chunk, state, k0, targets)
+            jobs.append((spec, built, k_stats, k_train, chunk, state, future))
+        compiled = [job[-1].result() for job in jobs]
+    for (spec, built, k_stats, k_train, chunk, state, _), program in zip(jobs, compiled):
         progress.describe(f"toy {spec.label}")
-        key, k_cv, k_stats, k_train = jax.random.split(key, 4)
-        built = _estimators.build(spec, _f, cfg.budget, latent_shape=(), cv_key=k_cv)
         one = built.public_call(built.cv_init)
 
         def e_all(phis, k, ts, one=one):
@@ -155,7 +175,7 @@ def run(cfg: ToyConfig, seed: int, progress: _report.Progress) -> dict[str, Any]
             reference=jnp.asarray(g_exact, jnp.float32),
             batch_size=1,  # one estimate at a time: cheap to compile, honest cost per estimate
         )
-        trains = _train(built, exact, cfg, k_train)
+        trains = _train(cfg, chunk, state, program, k_train)
         for j, p in enumerate(problems):
             var = float(s.variance[j])
             # Below float32 resolution of the gradient the estimator is deterministic here

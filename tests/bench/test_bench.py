@@ -13,7 +13,7 @@ import pytest
 
 import jaxrelax as jr
 from jaxrelax.bench import __main__ as cli
-from jaxrelax.bench import _estimators, _report, ops, toy, vae
+from jaxrelax.bench import _estimators, _report, cat_vae, ops, toy, vae
 from jaxrelax.bench._runner import SCHEMA, SUITES, run_bench
 
 # Tiny settings: every suite and the whole output path run, in seconds rather than the
@@ -38,6 +38,18 @@ TINY = {
         final_eval_samples=8,
         estimators=("reinforce+loo", "relax"),
     ),
+    # D = 3 variables with K = 4 classes: indecater costs D * K = 12 evaluations per draw,
+    # so the suite adds reinforce+loo at 12 evaluations beside it.
+    "cat_vae": dataclasses.replace(
+        cat_vae.CatVAEConfig.quick(),
+        variants=((3, 4),),
+        hidden=8,
+        steps=20,
+        eval_every=10,
+        batch_size=8,
+        final_eval_samples=8,
+        estimators=("reinforce+loo", "st_gumbel_softmax", "indecater"),
+    ),
     "ops": dataclasses.replace(
         ops.OpsConfig.quick(), shapes=((4, 8),), rounds=3, sort_sizes=(32,), sort_rounds=2
     ),
@@ -56,7 +68,12 @@ def test_outputs_exist(tiny_run):
     out, record = tiny_run
     files = set(os.listdir(out))
     assert {"results.json", "summary.txt"} <= files
-    assert set(record["plots"]) == {"toy_training.png", "vae_elbo.png", "ops_ratios.png"}
+    assert set(record["plots"]) == {
+        "toy_training.png",
+        "vae_elbo.png",
+        "cat_vae_elbo.png",
+        "ops_ratios.png",
+    }
     for name in record["plots"]:
         with open(os.path.join(out, name), "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -104,6 +121,28 @@ def test_json_schema(tiny_run):
         assert -64 * np.log(2) - 50 < e["final_test_elbo"] < 0
         assert len(c["log10_encoder_grad_variance"]) == TINY["vae"].steps // 10
         assert e["train_seconds"] > 0 and e["compile_seconds"] > 0
+
+    cat_rec = rec["suites"]["cat_vae"]
+    (variant,) = cat_rec["variants"]
+    assert (variant["latents"], variant["classes"]) == (3, 4)
+    assert variant["not_applicable"] == []
+    by_label = {e["estimator"]: e for e in variant["estimators"]}
+    # every estimator of the config, and the equal-budget REINFORCE beside IndeCateR
+    assert list(by_label) == ["reinforce+loo", "st_gumbel_softmax", "indecater", "reinforce+loo@12"]
+    assert [by_label[k]["f_evals"] for k in by_label] == [6, 6, 12, 12]
+    assert [by_label[k]["draws"] for k in by_label] == [6, 6, 1, 12]
+    base_ms = by_label["reinforce+loo"]["train_seconds"] / by_label["reinforce+loo"]["steps"]
+    for e in variant["estimators"]:
+        assert e["train_seconds"] > 0
+        assert e["time_ratio"] == pytest.approx(e["train_seconds"] / e["steps"] / base_ms)
+        c = e["curve"]
+        assert len(c["test_elbo"]) == TINY["cat_vae"].steps // 10 + 1
+        assert -64 * np.log(2) - 50 < e["final_test_elbo"] < 0
+        assert all(np.isfinite(c["log10_encoder_grad_variance"]))
+    # IndeCateR is REINFORCE Rao-Blackwellised over each variable: with the same draws'
+    # worth of budget its encoder gradient is far less noisy than single-draw RLOO's.
+    lv = {k: np.mean(e["curve"]["log10_encoder_grad_variance"]) for k, e in by_label.items()}
+    assert lv["indecater"] < lv["reinforce+loo"]
 
     ops_rec = rec["suites"]["ops"]
     # One row per operator and shape, in table order; every figure finite and positive.
@@ -216,6 +255,9 @@ def test_tables_printed(tiny_run):
     for label in (
         "toy:",
         "vae (linear)",
+        "cat_vae (3x4)",
+        "reinforce+loo@12",
+        "indecater",
         "ops:",
         "reinforce+loo",
         "disarm",
@@ -301,9 +343,38 @@ def test_ops_tables_growth_lines():
     text = "\n".join(ops.tables({"config": cfg, "results": [row], "sort_sizes": sweep}))
     assert "growth n=100 -> 1000: sort fwd+bwd 15.0x, rank fwd+bwd 20.0x, jnp.sort 10.0x" in text
     lines = [ln.split() for ln in text.splitlines()]
-    assert ["100", "1.00", "2.00", "2.00", "2.00", "2.00"] in lines
-    assert ["1000", "10.00", "3.00", "4.00", "3.00", "3.00"] in lines
+    assert ["100", "1.00", "2.00", "2.00", "2.00", "2.00", "2.00"] in lines  # + quantile
+    assert ["1000", "10.00", "3.00", "4.00", "3.00", "3.00", "3.00"] in lines
     assert ["soft.sort", "4x8", "jnp.sort", "2.50", "50.0", "20.0"] in lines
+
+
+@pytest.mark.bench
+def test_ops_soft_permutation_and_quantile_rows(tiny_run):
+    # Part 3 (soft permutation matrices, O(n²)) runs at the sort sizes up to
+    # argsort_max_n, and its timed programs compute sum(w * (P @ x)); the quantile
+    # program of part 2 computes the soft quantiles.
+    _, rec = tiny_run
+    cfg = TINY["ops"]
+    rows = rec["suites"]["ops"]["argsort_sizes"]
+    assert [r["n"] for r in rows] == [n for n in cfg.sort_sizes if n <= cfg.argsort_max_n]
+    for r in rows:
+        assert set(r["ratio"]) == set(r["seconds"]) == set(ops.ARGSORT_METHODS)
+        assert all(np.isfinite(v) and v > 0 for v in r["ratio"].values())
+    (n,) = cfg.sort_sizes
+    x = jax.random.normal(jax.random.key(8), (1, n), jnp.float32)
+    fns = ops.argsort_programs(n, cfg.argsort_temperature, cfg.argsort_sinkhorn_iters)
+    xs = np.asarray(x[0], np.float64)
+    # SoftSort (Prillo & Eisenschlos 2020): softmax(-|sort(x)_i - x_j| / T) row-wise.
+    logits = -np.abs(np.sort(xs)[:, None] - xs[None, :]) / cfg.argsort_temperature
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    value, grad = fns["softsort"](x)
+    np.testing.assert_allclose(value, np.linspace(-1, 1, n) @ (p @ xs), rtol=1e-4, atol=1e-4)
+    assert grad.shape == x.shape and np.all(np.isfinite(grad))
+    xq = jax.random.normal(jax.random.key(9), (cfg.sort_batch, n), jnp.float32)
+    value, _ = ops.sort_programs(n, cfg.sort_strength)["quantile"](xq)
+    expected = jnp.sum(jr.soft.quantile(xq, jnp.asarray(ops.QUANTILE_LEVELS), cfg.sort_strength))
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
 def test_time_interleaved_rotates_and_measures():
@@ -330,11 +401,46 @@ def test_time_interleaved_rotates_and_measures():
 
 def test_every_spec_builds_at_the_budget():
     f = lambda b, t: jnp.sum((b - t) ** 2)
+    # indecater's one draw costs 2 D = 6 (Bernoulli, D = 3) and D K = 12 (categorical
+    # [3, 4]); arsm's K (K - 1) / 2 + 1 = 7; everything else spends exactly the budget.
+    over = {("indecater", "categorical"): 12, ("arsm", "categorical"): 7}
+    seen = set()
     for spec in _estimators.SPECS:
-        built = _estimators.build(spec, f, 6, latent_shape=(3,), cv_key=jax.random.key(0))
-        assert built.evals == 6, spec.label
         assert spec.name in jr.estimators.__all__, spec.label
-        assert (built.cv_init is not None) == spec.learned, spec.label
+        for dist in spec.dists:
+            shape = (3,) if dist == "bernoulli" else ((4,) if spec.one_variable else (3, 4))
+            built = _estimators.build(
+                spec, f, 6, latent_shape=shape, cv_key=jax.random.key(0), dist=dist
+            )
+            assert built.evals == over.get((spec.label, dist), 6), (spec.label, dist)
+            assert (built.cv_init is not None) == spec.learned, spec.label
+            seen.add((spec.label, dist))
+    assert set(over) <= seen
+    with pytest.raises(ValueError, match="unordered_set"):
+        _estimators.build(
+            _estimators.spec("unordered_set"), f, 6, latent_shape=(3, 4), dist="categorical"
+        )
+
+
+def test_cat_vae_default_rows():
+    # The default categorical VAE (20 x 10) runs every categorical estimator but the
+    # one-variable unordered set, each at 6 evaluations unless one draw costs more
+    # (IndeCateR: D K = 200; ARSM: K (K - 1) / 2 + 1 = 46), each of those followed by
+    # REINFORCE at the same cost.
+    cfg = cat_vae.CatVAEConfig()
+    assert (20, 10) in cfg.variants
+    rows = cat_vae.rows(cfg, (20, 10))
+    labels = [r[0] for r in rows]
+    cat = set(_estimators.labels("categorical"))
+    assert set(labels) - {"reinforce+loo@200", "reinforce+loo@46"} == cat - {"unordered_set"}
+    assert labels[labels.index("indecater") + 1] == "reinforce+loo@200"
+    assert labels[labels.index("arsm") + 1] == "reinforce+loo@46"
+    cost = {lab: s.draw_cost((20, 10), "categorical") for lab, s, _ in rows}
+    assert cost["indecater"] == 200 and cost["arsm"] == 46
+    assert dict((lab, b) for lab, _, b in rows)["reinforce+loo@200"] == 200
+    # one 10-way variable: the unordered set runs there
+    assert "unordered_set" in [r[0] for r in cat_vae.rows(cfg, (1, 10))]
+    assert set(cfg.estimators) >= set(_estimators.CAT_QUICK)
 
 
 def test_categorical_view_is_exact():
@@ -384,5 +490,5 @@ def test_quick_command_end_to_end(tmp_path):
     assert record["schema"] == SCHEMA and record["meta"]["quick"] is True
     assert set(record["suites"]) == set(SUITES)
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["ops_ratios.png", "toy_training.png", "vae_elbo.png"], pngs
+    assert pngs == ["cat_vae_elbo.png", "ops_ratios.png", "toy_training.png", "vae_elbo.png"], pngs
     assert all((out / p).stat().st_size > 1000 for p in pngs)

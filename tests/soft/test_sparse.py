@@ -303,46 +303,50 @@ def test_entmax_special_alphas_agree():
 
 
 def _directional_check(f, args, dirs, eps=1e-6):
-    """jvp (forward), vjp (reverse) and central differences of ``f`` agree along each
-    direction in ``dirs`` (a tuple of arrays stacked on a leading axis), in one jitted vmap
-    each; and so do the derivatives of ``jvp`` itself (second order)."""
-    def jvp(*d):
-        return jax.jvp(f, args, d)[1]
+    """Forward mode, reverse mode, second order and central differences of ``f`` agree at
+    a batch of points ``args`` along directions ``dirs`` (both stacked on a leading axis;
+    one jitted vmap per check, so one compilation each)."""
 
-    def fd(*d):
-        plus = f(*[a + eps * t for a, t in zip(args, d)])
-        minus = f(*[a - eps * t for a, t in zip(args, d)])
-        return (plus - minus) / (2 * eps)
+    def check(args, d):
+        jvp = lambda *a: jax.jvp(f, a, d)[1]
+        shift = lambda h: [a + h * t for a, t in zip(args, d)]
+        tangent = jvp(*args)
+        fd = (f(*shift(eps)) - f(*shift(-eps))) / (2 * eps)
+        pull = jax.vjp(f, *args)[1](tangent)  # ⟨vjp(w), d⟩ = ⟨w, jvp(d)⟩ with w = jvp(d)
+        lhs = sum(jnp.vdot(g, t) for g, t in zip(pull, d))
+        second = jax.jvp(jvp, tuple(args), d)[1]
+        fd2 = (jvp(*shift(eps)) - jvp(*shift(-eps))) / (2 * eps)
+        return tangent, fd, lhs, jnp.vdot(tangent, tangent), second, fd2
 
-    def vjp_dot(*d):  # ⟨vjp(w), d⟩ with w = jvp(d): checks reverse mode against forward
-        out, pull = jax.vjp(f, *args)
-        return sum(jnp.vdot(g, t) for g, t in zip(pull(jvp(*d)), d)), jnp.vdot(jvp(*d), jvp(*d))
-
-    def jvp2(*d):  # second directional derivative and its finite difference
-        g = lambda *a: jax.jvp(f, a, d)[1]
-        second = jax.jvp(g, args, d)[1]
-        plus = g(*[a + eps * t for a, t in zip(args, d)])
-        minus = g(*[a - eps * t for a, t in zip(args, d)])
-        return second, (plus - minus) / (2 * eps)
-
-    j, n = jax.jit(jax.vmap(jvp))(*dirs), jax.jit(jax.vmap(fd))(*dirs)
-    np.testing.assert_allclose(j, n, rtol=1e-6, atol=1e-7)
-    lhs, rhs = jax.jit(jax.vmap(vjp_dot))(*dirs)
+    tangent, fd, lhs, rhs, second, fd2 = jax.jit(jax.vmap(check))(args, dirs)
+    np.testing.assert_allclose(tangent, fd, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
-    s2, n2 = jax.jit(jax.vmap(jvp2))(*dirs)
-    np.testing.assert_allclose(s2, n2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(second, fd2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_entmax_gradcheck_x_and_alpha_float64():
     # entmax/test_root_finding.py::test_entmax_grad: gradcheck of entmax_bisect in (x, α)
     # for α in (1.2, 1.5, 1.75, 2.25), float64, randn(4, 6), eps = 1e-5 — here as
-    # directional checks (forward, reverse, second order) along 8 random directions.
+    # directional checks (forward, reverse, second order), two random points per α.
     with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.key(13), (4, 6), jnp.float64)
-        dx = jax.random.normal(jax.random.key(17), (8, 4, 6), jnp.float64)
-        da = jax.random.normal(jax.random.key(18), (8,), jnp.float64)
-        for alpha in (1.2, 1.5, 1.75, 2.25):
-            _directional_check(jr.soft.entmax, (x, jnp.float64(alpha)), (dx, da))
+        k = jax.random.split(jax.random.key(13), 3)
+        x = jax.random.normal(k[0], (8, 4, 6), jnp.float64)
+        alpha = jnp.repeat(jnp.array([1.2, 1.5, 1.75, 2.25], jnp.float64), 2)
+        dirs = (jax.random.normal(k[1], (8, 4, 6), jnp.float64), jax.random.normal(k[2], (8,), jnp.float64))
+        _directional_check(jr.soft.entmax, (x, alpha), dirs)
+
+
+def test_entmax_jacobian_closed_forms():
+    # Fast check of the x-Jacobian (the float64 directional checks above are slow): at a
+    # traced α = 1.5 and 2 it equals the closed forms of entmax15 (g = sqrt(p)) and
+    # sparsemax (g = 1 on the support), J = diag(g) − g gᵀ / Σg (Peters et al. 2019).
+    x = jnp.array([0.3, -1.7, 1.1, 0.8, -0.2, 2.4])
+    jac = jax.jit(jax.vmap(jax.jacrev(jr.soft.entmax), in_axes=(None, 0)))(x, jnp.array([1.5, 2.0]))
+    for j, name in zip(jac, ("entmax15", "sparsemax")):
+        p = np.asarray(FUNCS[name](x), np.float64)
+        g = np.sqrt(p) if name == "entmax15" else (p > 0).astype(float)
+        np.testing.assert_allclose(j, np.diag(g) - np.outer(g, g) / g.sum(), atol=2e-6)
 
 
 def test_entmax_multiple_alphas():
@@ -456,13 +460,15 @@ def test_entmax_loss_matches_optax_sparsemax_loss():
         np.testing.assert_allclose(jr.soft.entmax_loss(x64, y64, 1 + 1e-6), ce, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_entmax_loss_alpha_and_label_gradients_and_hessian():
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(23), (6,), jnp.float64)
         y = jax.nn.softmax(jax.random.normal(jax.random.key(24), (6,), jnp.float64))
         d = [jax.random.normal(jax.random.key(25 + i), (4, 6), jnp.float64) for i in range(2)]
         d.append(jax.random.normal(jax.random.key(27), (4,), jnp.float64))
-        _directional_check(jr.soft.entmax_loss, (x, y, jnp.float64(1.6)), tuple(d))
+        args = (jnp.stack([x] * 4), jnp.stack([y] * 4), jnp.array([1.2, 1.6, 1.6, 2.5]))
+        _directional_check(jr.soft.entmax_loss, args, tuple(d))
         # Second order in the logits: ∇² L = ∂p/∂x (the entmax Jacobian).
         h = jax.jit(jax.hessian(jr.soft.entmax_loss))(x, y, 1.6)
         np.testing.assert_allclose(h, jax.jacfwd(jr.soft.entmax)(x, 1.6), atol=1e-12)

@@ -21,8 +21,10 @@ def _leave_one_out(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
     total = jax.nn.logsumexp(lw) - log_m
     if m == 1:
         return total, jnp.full_like(lw, -jnp.inf)
-    geo = (jnp.sum(lw) - lw) / (m - 1)  # log ŵ_{-i}
-    swapped = jnp.where(jnp.eye(m, dtype=bool), geo[:, None], lw[None, :])
+    eye = jnp.eye(m, dtype=bool)
+    # log ŵ_{-i}, summed without lw_i (not Σ − lw_i, which is NaN when lw_i = −inf)
+    geo = jnp.sum(jnp.where(eye, 0.0, lw[None, :]), axis=1) / (m - 1)
+    swapped = jnp.where(eye, geo[:, None], lw[None, :])
     return total, jax.nn.logsumexp(swapped, axis=1) - log_m
 
 
@@ -60,8 +62,10 @@ def vimco(
     (the paper's structured-output task), ``f`` is just ``log p(y | x)``.
 
     Args:
-      f: per-sample log-weight ``f(x, *args) -> scalar`` (``log w(x)``); ``-inf`` is a
-        zero weight.
+      f: per-sample log-weight ``f(x, *args) -> scalar`` (``log w(x)``), finite: with a
+        zero weight (``-inf``) the geometric-mean baseline of every other sample is 0 and
+        their learning signals are infinite: the estimate is then not finite (never a
+        plausible-looking number).
       dist: ``"bernoulli"`` or ``"categorical"``.
       num_samples: ``m``, the number of samples inside the log (one evaluation of ``f``
         each); the objective ``L_m`` depends on it.

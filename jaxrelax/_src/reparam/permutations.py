@@ -7,10 +7,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics, _random
@@ -182,8 +181,11 @@ def _pl_log_prob(p: Params, x: jax.Array, matrix: bool) -> jax.Array:
     masked = jnp.isneginf(a)
     # Masks must come after every finite item, in increasing index order (the sample's
     # deterministic tie-break among -inf scores): any other placement has probability 0.
-    finite_after = jnp.flip(jnp.cumsum(jnp.flip(~masked, -1), axis=-1), -1) - ~masked > 0
-    ascending = jnp.concatenate([idx[..., 1:] > idx[..., :-1], jnp.ones_like(idx[..., :1], bool)], -1)
+    fin = (~masked).astype(jnp.int32)
+    finite_after = jnp.flip(jnp.cumsum(jnp.flip(fin, -1), axis=-1), -1) - fin > 0
+    ascending = jnp.concatenate(
+        [idx[..., 1:] > idx[..., :-1], jnp.ones_like(idx[..., :1], bool)], -1
+    )
     nxt_masked = jnp.concatenate([masked[..., 1:], jnp.zeros_like(masked[..., :1])], -1)
     tail_ok = jnp.all(~masked | (~finite_after & (ascending | ~nxt_masked)), axis=-1)
     # log Σ_{j ≥ i} exp(a_j): a reverse cumulative log-sum-exp, NaN-free at -inf.
