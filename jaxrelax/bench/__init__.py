@@ -1,13 +1,17 @@
 """The jaxrelax benchmark: ``python -m jaxrelax.bench [--quick] [--only NAME] [--out DIR]
 [--sort-sizes N ...]``.
 
-Three suites, each an ordinary user of the public API (``import jaxrelax as jr``):
+Four suites, each an ordinary user of the public API (``import jaxrelax as jr``):
 
 * ``toy``: the REBAR / RELAX / DisARM toy problem ``E_{b ~ Bern(σ(φ))}[(b − t)²]``:
   gradient variance, bias and cost of every discrete estimator at ``φ = 0``, and
   Adam training runs at an equal budget of ``f``-evaluations per step.
 * ``vae``: a Bernoulli VAE on binarised 8×8 digits (scikit-learn's bundled
-  ``load_digits``), linear and non-linear, trained with each estimator.
+  ``load_digits``), trained with each estimator at an equal ``f``-evaluation budget.
+* ``cat_vae``: a categorical VAE (20 × 10 categorical latents, and one 10-way latent)
+  on the same digits, comparing RLOO, Gumbel-softmax, ST, gapped ST, ReinMax,
+  Gumbel-Rao, categorical DisARM, ARSM, IndeCateR and the unordered set at an equal
+  ``f``-evaluation budget (the costlier ones at their true cost, beside RLOO at it).
 * ``ops``: forward + backward cost of relaxed operators relative to hard floors, and of
   soft sort / rank against ``jnp.sort`` by row length
   (``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``).

@@ -1,28 +1,43 @@
-"""The estimators the ``toy`` and ``vae`` suites compare, at an equal ``f``-evaluation budget.
+"""The estimators the ``toy``, ``vae`` and ``cat_vae`` suites compare, at an equal budget.
 
-Each entry builds ``jr.estimators.NAME(f, dist="bernoulli", ...)`` through the public
-API. ``cost`` is the number of evaluations of ``f`` one draw (one sample, or one
-antithetic pair) costs:
+Each entry builds ``jr.estimators.NAME(f, dist=..., ...)`` through the public API
+(``dist="bernoulli"`` in ``toy`` / ``vae``, ``"categorical"`` in ``cat_vae``). ``cost``
+is the number of evaluations of ``f`` one draw (one sample, one antithetic pair)
+costs:
 
-=====================  ====  ===========================================================
-estimator              cost  why
-=====================  ====  ===========================================================
-reinforce (+ loo)      1     ``f(b)``
-gumbel_softmax         1     ``f`` at the relaxed sample ``σ(z / T)``
-st_gumbel_softmax      1     ``f(b)`` (and its derivative)
-straight_through       1     ``f(b)`` (and its derivative)
-gumbel_rao             1     ``f(b)`` (and its derivative); the ``num_mc`` conditional
-                             draws only re-evaluate the softmax
-arm, disarm            2     ``f`` at the two antithetic samples
-rebar                  3     ``f(b)``, ``f(σ(z / T))``, ``f(σ(z̃ / T))``
-relax                  3     ``f(b)`` and the control variate ``η f(σ(z / T)) + r_ρ(z)`` at
-                             ``z`` and ``z̃`` (two relaxed evaluations), as REBAR
-=====================  ====  ===========================================================
+=====================  ==========  ====================================================
+estimator              cost        why
+=====================  ==========  ====================================================
+reinforce (+ loo)      1           ``f(b)``
+unordered_set          1           ``f`` at each of the ``k`` distinct states drawn
+gumbel_softmax         1           ``f`` at the relaxed sample ``σ(z / T)``
+st_gumbel_softmax      1           ``f(b)`` (and its derivative)
+straight_through       1           ``f(b)`` (and its derivative)
+gapped_st, reinmax     1           ``f(b)`` (and its derivative)
+gumbel_rao             1           ``f(b)`` (and its derivative); the ``num_mc``
+                                   conditional draws only re-evaluate the softmax
+arm, disarm            2           ``f`` at the two antithetic samples (categorical
+                                   DisARM: stick-breaking, also two)
+arsm                   K(K-1)/2+1  the action and every swap pseudo action (46 at K = 10)
+indecater              D·K         every state of every variable, the others held at the
+                                   sample (2·D for D Bernoulli bits)
+rebar                  3           ``f(b)``, ``f(σ(z / T))``, ``f(σ(z̃ / T))``
+relax                  3           ``f(b)`` and the control variate ``η f(σ(z / T)) +
+                                   r_ρ(z)`` at ``z`` and ``z̃``, as REBAR
+=====================  ==========  ====================================================
 
-With a budget of ``B`` evaluations per step each estimator gets ``B // cost`` draws
-(the default ``B = 6`` is divisible by every cost, so all spend exactly ``B``).
-``gumbel_rao`` is defined for categorical variables: a Bernoulli with logit ``l`` is
-used as the two-class categorical with logits ``[0, l]`` (an exact reformulation).
+With a budget of ``B`` evaluations per step each estimator gets ``max(1, B // cost)``
+draws (the default ``B = 6`` is divisible by every constant cost, so all of those spend
+exactly ``B``); one whose single draw costs more than ``B`` (ARSM, IndeCateR on many
+variables) gets one draw and its true cost is reported. ``gumbel_rao`` on Bernoulli
+variables uses the two-class categorical with logits ``[0, l]`` (an exact
+reformulation). ``unordered_set`` is defined for one categorical variable (logits
+``[K]``) and runs only there.
+
+Not here: ``vimco`` estimates the gradient of a different objective, the multi-sample
+bound ``E[log mean_i w_i]`` of ``f = log w``, so an ELBO or a toy-loss comparison at
+equal budget would not compare like with like; ``iwae`` (DReG / STL) is for continuous
+latents.
 """
 
 from __future__ import annotations
@@ -66,7 +81,8 @@ class Spec:
 
     def runs_on(self, latent_shape: tuple[int, ...], dist: str) -> bool:
         """Whether this estimator is run on logits of ``latent_shape`` of family ``dist``."""
-        return dist in self.dists and (not self.one_variable or len(latent_shape) == 1)
+        one = int(np.prod(latent_shape[:-1])) == 1  # logits [K] or [1, ..., 1, K]
+        return dist in self.dists and (not self.one_variable or one)
 
 
 def _indecater_cost(latent_shape: tuple[int, ...], dist: str) -> int:
@@ -115,8 +131,9 @@ SPECS: tuple[Spec, ...] = (
 #: baseline, straight-through relaxation, antithetic, REBAR, learned control variate).
 QUICK = ("reinforce+loo", "st_gumbel_softmax", "disarm", "rebar", "relax")
 
-#: The estimators ``--quick`` compares on the categorical VAE.
-CAT_QUICK = ("reinforce+loo", "st_gumbel_softmax", "gumbel_rao")
+#: The estimators ``--quick`` compares on the categorical VAE (score function with a
+#: baseline, straight-through, second-order straight-through).
+CAT_QUICK = ("reinforce+loo", "st_gumbel_softmax", "reinmax")
 
 
 def labels(dist: str, latent_shape: tuple[int, ...] | None = None) -> tuple[str, ...]:
@@ -204,6 +221,17 @@ def build(
         def estimate(params, key, cv, *args):
             del cv
             return est(_as_two_class(params), key, *args)
+
+    elif spec.one_variable and len(latent_shape) > 1:
+        # logits [1, K] of one variable: the estimator sees [K], f the shape it expects
+        def f1(onehot, *args):
+            return f(onehot.reshape(latent_shape), *args)
+
+        est = make(f1, dist=dist, **options)
+
+        def estimate(params, key, cv, *args):
+            del cv
+            return est(params.reshape(latent_shape[-1:]), key, *args)
 
     elif spec.learned:
         est, cv_init = _relax(make, f, options, latent_shape, cv_key)

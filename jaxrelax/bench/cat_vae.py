@@ -71,11 +71,13 @@ BASELINE = vae.BASELINE
 class CatVAEConfig:
     """Settings of the ``cat_vae`` suite."""
 
-    variants: tuple[tuple[int, int], ...] = ((20, 10),)  # (latents D, classes K)
+    #: (latents D, classes K): the 20 x 10 latent space of Jang et al. 2017 and Kool et
+    #: al.'s "small domain", one 10-way latent (where the unordered set is defined)
+    variants: tuple[tuple[int, int], ...] = ((20, 10), (1, 10))
     hidden: int = 64  # width of the two tanh layers of encoder and decoder
     budget: int = 6  # f evaluations per image per step
-    batch_size: int = 50
-    steps: int = 300
+    batch_size: int = 32
+    steps: int = 200
     learning_rate: float = 3e-3
     cv_learning_rate: float = 3e-3  # (no learned control variate here; the trainer's field)
     eval_every: int = 100
@@ -83,14 +85,23 @@ class CatVAEConfig:
     final_eval_samples: int = 32
     num_test: int = 297
     estimators: tuple[str, ...] = _estimators.labels("categorical")
+    #: the estimators of variants with one latent (D = 1), where most coincide
+    one_variable_estimators: tuple[str, ...] = (
+        "reinforce+loo",
+        "unordered_set",
+        "st_gumbel_softmax",
+        "reinmax",
+        "indecater",
+    )
     #: estimators for which ``reinforce+loo`` is also trained at their own (larger) cost
     match_budget_of: tuple[str, ...] = ("indecater", "arsm")
 
     @classmethod
     def quick(cls) -> CatVAEConfig:
         return cls(
+            variants=((20, 10),),
             hidden=32,
-            steps=150,
+            steps=100,
             eval_every=50,
             estimators=_estimators.CAT_QUICK,
             final_eval_samples=16,
@@ -150,12 +161,14 @@ def rows(
 ) -> list[tuple[str, _estimators.Spec, int]]:
     """``(label, spec, budget)`` of every run on logits of ``latent_shape``, in table order.
 
-    Estimators that do not run on this shape are left out (``unordered_set`` for ``D > 1``);
+    ``one_variable_estimators`` for ``D = 1``, else ``estimators``; those that do not run
+    on this shape are left out (``unordered_set`` for ``D > 1``);
     ``reinforce+loo@N`` rows follow the estimators of ``match_budget_of`` whose one draw
     costs ``N > budget``.
     """
     out = []
-    for label in cfg.estimators:
+    labels = cfg.one_variable_estimators if latent_shape[0] == 1 else cfg.estimators
+    for label in labels:
         spec = _estimators.spec(label)
         if not spec.runs_on(latent_shape, "categorical"):
             continue
@@ -207,7 +220,7 @@ def run(cfg: CatVAEConfig, seed: int, progress: _report.Progress) -> dict[str, A
                 "estimators": res,
                 "not_applicable": [
                     label
-                    for label in cfg.estimators
+                    for label in (cfg.one_variable_estimators if latents == 1 else cfg.estimators)
                     if not _estimators.spec(label).runs_on(shape, "categorical")
                 ],
             }

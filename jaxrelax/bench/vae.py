@@ -32,7 +32,7 @@ Every estimator spends the same number of ``f`` evaluations per image per step
 (``budget``; see ``jaxrelax.bench._estimators``) for the same number of steps.
 Recorded per estimator: training and test ELBO (nats per image, ``eval_samples``
 draws per image) every ``eval_every`` steps, the log10 of the mean per-coordinate
-variance of the encoder gradient (``var_samples`` estimates on a fixed minibatch),
+variance of the encoder gradient (two independent estimates on every step's minibatch),
 compile and training wall-clock seconds.
 """
 
@@ -62,18 +62,19 @@ BASELINE = "reinforce+loo"
 class VAEConfig:
     """Settings of the ``vae`` suite."""
 
-    variants: tuple[str, ...] = ("linear", "nonlinear")
+    # the linear sigmoid belief net of REBAR / RELAX / DisARM; "nonlinear" (two tanh layers)
+    # is available, left out of the default run for time (the cat_vae suite uses MLPs)
+    variants: tuple[str, ...] = ("linear",)
     latents: int = 100  # the field's standard is 200; 100 keeps the default run < 5 min
     hidden: int = 100  # width of the two tanh layers of the nonlinear variant
     budget: int = 6  # f evaluations per image per step
     batch_size: int = 50
-    steps: int = 400
+    steps: int = 300
     learning_rate: float = 3e-3
     cv_learning_rate: float = 3e-3
     eval_every: int = 100
     eval_samples: int = 4
     final_eval_samples: int = 64
-    var_samples: int = 32
     num_test: int = 297
     estimators: tuple[str, ...] = _estimators.labels("bernoulli")
 
@@ -89,7 +90,6 @@ class VAEConfig:
             # the toy suite.
             estimators=tuple(e for e in _estimators.QUICK if e != "relax"),
             final_eval_samples=16,
-            var_samples=16,
         )
 
 
@@ -250,6 +250,9 @@ def train_all(model, runs, cfg, data_x, n_train, eval_fn, progress, name):
             future = compiler.submit(chunk, state, jax.random.key(0), data_x)
             jobs.append((label, built, key, chunk, state, future))
         compiled = [job[-1].result() for job in jobs]
+    if jobs:  # the process's first run of a program pays one-off costs: not in any timing
+        _, _, _, _, state0, _ = jobs[0]
+        jax.block_until_ready(compiled[0].program(state0, jax.random.key(0), data_x))
     out = []
     for (label, built, key, chunk, state, _), program in zip(jobs, compiled):
         progress.describe(f"{name} {label}")

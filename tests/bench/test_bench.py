@@ -139,6 +139,9 @@ def test_json_schema(tiny_run):
         assert len(c["test_elbo"]) == TINY["cat_vae"].steps // 10 + 1
         assert -64 * np.log(2) - 50 < e["final_test_elbo"] < 0
         assert all(np.isfinite(c["log10_encoder_grad_variance"]))
+    # training improves the test ELBO from its initial value (averaged over estimators)
+    first = np.mean([e["curve"]["test_elbo"][0] for e in variant["estimators"]])
+    assert np.mean([e["final_test_elbo"] for e in variant["estimators"]]) > first
     # IndeCateR is REINFORCE Rao-Blackwellised over each variable: with the same draws'
     # worth of budget its encoder gradient is far less noisy than single-draw RLOO's.
     lv = {k: np.mean(e["curve"]["log10_encoder_grad_variance"]) for k, e in by_label.items()}
@@ -416,6 +419,17 @@ def test_every_spec_builds_at_the_budget():
             assert (built.cv_init is not None) == spec.learned, spec.label
             seen.add((spec.label, dist))
     assert set(over) <= seen
+    # one variable given as logits [1, K] (the cat_vae's D = 1): the estimator sees [K]
+    us = _estimators.build(
+        _estimators.spec("unordered_set"),
+        lambda x: jnp.sum(x * jnp.arange(4.0)),
+        4,
+        latent_shape=(1, 4),
+        dist="categorical",
+    )
+    logits = jnp.array([[0.3, -1.0, 0.5, 2.0]])
+    exact = jnp.sum(jax.nn.softmax(logits) * jnp.arange(4.0))  # k = K = 4: exact
+    assert us.estimate(logits, jax.random.key(0), None) == pytest.approx(float(exact), rel=1e-5)
     with pytest.raises(ValueError, match="unordered_set"):
         _estimators.build(
             _estimators.spec("unordered_set"), f, 6, latent_shape=(3, 4), dist="categorical"

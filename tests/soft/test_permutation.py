@@ -163,7 +163,7 @@ def test_marginals_rectangular_and_stopping_rule():
     b = b * a.sum() / b.sum()
     tol = 1e-3
     p = jr.soft.sinkhorn(x, 0.7, 1000, a=a, b=b, tol=tol)
-    ref, k = _reference_ot(x, 0.7, a, b, tol)
+    _, k = _reference_ot(x, 0.7, a, b, tol)
     # The error of round k is seen at round k + 1, which is returned.
     np.testing.assert_allclose(p, jr.soft.sinkhorn(x, 0.7, k + 1, a=a, b=b), rtol=1e-5)
     assert np.abs(np.asarray(p) - jr.soft.sinkhorn(x, 0.7, k + 2, a=a, b=b)).max() > 1e-6
@@ -208,7 +208,9 @@ def test_implicit_gradient_equals_unrolled_float64():
 
         args = (x, jnp.float64(0.6), a, b, jnp.swapaxes(x, -1, -2) * 0.5)
         g_unrolled = jax.jit(jax.grad(lambda *z: loss(*z, num_iters=500), argnums=range(5)))(*args)
-        g_implicit = jax.jit(jax.grad(lambda *z: loss(*z, num_iters=500, tol=1e-14), argnums=range(5)))(*args)
+        g_implicit = jax.jit(
+            jax.grad(lambda *z: loss(*z, num_iters=500, tol=1e-14), argnums=range(5))
+        )(*args)
         for gu, gi in zip(g_unrolled[:2], g_implicit[:2]):
             np.testing.assert_allclose(gi, gu, atol=1e-10)
         # In (a, b) the gradient is defined on mass-preserving directions only (Σδa = Σδb):

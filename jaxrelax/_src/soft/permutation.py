@@ -79,8 +79,8 @@ def _potentials_unrolled(c, log_a, log_b, num_iters: int, tol: float | None):
         f, g = jnp.where(done, f, f_new), jnp.where(done, g, g_new)
         return f, g, done | (err <= tol)
 
-    f, g, _ = jax.lax.fori_loop(0, num_iters, body_tol, (f, g, jnp.asarray(False)))
-    return f, g
+    out = jax.lax.fori_loop(0, num_iters, body_tol, (f, g, jnp.asarray(False)))
+    return out[0], out[1]
 
 
 def _potentials_loop(c, log_a, log_b, num_iters: int, tol: float | None):
@@ -170,7 +170,7 @@ def _sinkhorn_jit(arr, temperature, log_a, log_b, num_iters, tol, implicit):
     log_a = jnp.broadcast_to(log_a.astype(cdt), batch + c.shape[-2:-1])
     log_b = jnp.broadcast_to(log_b.astype(cdt), batch + c.shape[-1:])
     if implicit:
-        f, g = _potentials_implicit(c, log_a, log_b, num_iters, tol)
+        f, g = _potentials_implicit(c, log_a, log_b, num_iters, tol)  # pyright: ignore[reportGeneralTypeIssues]
     else:
         f, g = _potentials_unrolled(c, log_a, log_b, num_iters, tol)
     return jnp.exp(c + f[..., :, None] + g[..., None, :]).astype(arr.dtype)
@@ -289,8 +289,8 @@ def sinkhorn(
         raise TypeError(f"`implicit` must be a bool or None, got {implicit!r}.")
     n, m = arr.shape[-2], arr.shape[-1]
     batch = arr.shape[:-2]
-    wa, ok_a = _check_marginal(a, batch + (n,), "a", 1.0)
-    wb, ok_b = _check_marginal(b, batch + (m,), "b", n / m)
+    wa, ok_a = _check_marginal(a, (*batch, n), "a", 1.0)
+    wb, ok_b = _check_marginal(b, (*batch, m), "b", n / m)
     ok_mass = None
     if a is not None or b is not None:
         sa, sb = jnp.sum(wa, axis=-1), jnp.sum(wb, axis=-1)

@@ -173,10 +173,10 @@ def sort_with(
     Examples:
       >>> x = jnp.array([0.3, -2.0, 1.5])
       >>> v = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
-      >>> jr.soft.sort_with(x, v, regularization_strength=1e-3).round(2)
-      Array([[ 2., 20.],
-             [ 1., 10.],
-             [ 3., 30.]], dtype=float32)
+      >>> jr.soft.sort_with(x, v, regularization_strength=1e-3).round(1)
+      Array([[ 2. , 20. ],
+             [ 1. , 10.1],
+             [ 3. , 30. ]], dtype=float32)
 
     References:
       Cuturi, Teboul & Vert, `Differentiable Ranks and Sorting using Optimal Transport
