@@ -187,6 +187,14 @@ CASES = [
         X4,
         "fd",
     ),
+    # SIMPLE (Ahmed et al. 2023): the exact k-subset sample forward, the exact marginals'
+    # derivative backward, so every order is the marginals' (themselves ∂ log Z).
+    (
+        "reparam.k_subset",
+        _lin(lambda x: jr.reparam.k_subset(x, 2).sample(KEY)),
+        X4,
+        _lin(lambda x: jr.reparam.k_subset_marginals(x, 2)),
+    ),
     # jax.random.gamma's implicit derivative is itself a numerical approximation: in
     # float64 its finite differences are not symmetric (to ~3e-3 for this Dirichlet)
     # and differ from jax.hessian by ~2% (0.018 on the gamma's -0.18 entry), so these

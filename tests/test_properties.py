@@ -700,6 +700,26 @@ def test_structured_samplers(seed, key, t, hard):
     assert np.all(np.isfinite(_f32(g)))
 
 
+@_settings(3)
+@given(seed=st.integers(0, 2**20), key=keys, scale=st.floats(-3.0, 30.0).map(lambda e: 10.0**e))
+def test_permutation_and_subset_samplers(seed, key, scale):
+    # plackett_luce: a permutation of range(n) with a finite log-probability; k_subset: an
+    # exact k-hot sample, marginals in [0, 1] summing to k; finite at logit scales to 1e30.
+    logits = jnp.asarray(_unit((2, 5), seed) * scale, jnp.float32)
+    d = jr.reparam.plackett_luce(logits)
+    perm = d.sample(key)
+    np.testing.assert_array_equal(np.sort(_f32(perm), -1), np.tile(np.arange(5.0), (2, 1)))
+    assert np.all(np.isfinite(_f32(d.log_prob(perm))))
+    hot = jr.reparam.k_subset(logits, 2).sample(key)
+    np.testing.assert_array_equal(_f32(hot).sum(-1), 2.0)
+    assert np.all((_f32(hot) == 0) | (_f32(hot) == 1))
+    mu = _f32(jr.reparam.k_subset_marginals(logits, 2))
+    assert np.all(np.isfinite(mu)) and np.all(mu >= -1e-6) and np.all(mu <= 1 + 1e-6)
+    np.testing.assert_allclose(mu.sum(-1), 2.0, rtol=1e-5)
+    g = jax.grad(lambda v: jnp.sum(jr.reparam.k_subset(v, 2).sample(key)[:, :3]))(logits)
+    assert np.all(np.isfinite(_f32(g)))
+
+
 # ---------------------------------------------------------------------------------
 # Estimators: every jr.estimators member with one small f
 # ---------------------------------------------------------------------------------
