@@ -1,7 +1,5 @@
 """Tests for jr.estimators.arsm."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,28 +7,12 @@ import pytest
 
 import jaxrelax as jr
 
+from ._problems import LOGITS_D3K4 as LOGITS
+from ._problems import enumerate_d3k4 as _enumerate
+from ._problems import f_d3k4 as _f
+
+
 # D = 3 categorical variables with K = 4 categories; the joint f couples all three.
-LOGITS = np.array([[0.3, -0.2, 1.0, 0.1], [-1.0, 0.5, 0.0, 0.2], [0.7, -0.4, -1.2, 0.9]])
-_V = np.array([0.0, 1.0, -2.0, 0.5])
-
-
-def _f(x):
-    v = jnp.asarray(_V, x.dtype)
-    return (x[0] @ v - x[1] @ v + 0.5 * x[2] @ v) ** 2 + 2.0 * x[0, 1] * x[1, 2] * x[2, 3]
-
-
-def _enumerate(logits):
-    """Exact E[f] and its gradient by plain-numpy enumeration (p = 0 for masked logits)."""
-    d, k = logits.shape
-    with np.errstate(divide="ignore"):
-        p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    states = np.eye(k)[np.array(list(itertools.product(range(k), repeat=d)))]  # [K^D, D, K]
-    fx = np.asarray(jax.jit(jax.vmap(_f))(jnp.asarray(states, jnp.float32)), np.float64)
-    prob = np.prod(np.sum(states * p, -1), -1)
-    score = states - p  # d log p(x) / d logits = one_hot - softmax
-    return float(prob @ fx), np.einsum("s,s,sdk->dk", prob, fx, score)
-
-
 def test_unbiased_three_variables_four_categories(estimates, assert_unbiased):
     value, grad = _enumerate(LOGITS)
     E = jr.estimators.arsm(_f, "categorical")
