@@ -25,6 +25,31 @@ if os.environ.get("JAXRELAX_STRICT_DTYPES", "1") != "0":
     jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+_SLOW_LIST = os.path.join(os.path.dirname(__file__), "tests", "slow_tests.txt")
+
+
+def _slow_ids() -> set[str]:
+    with open(_SLOW_LIST) as fh:
+        lines = (line.split("#", 1)[0].strip() for line in fh)
+        return {line for line in lines if line}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the node ids listed in tests/slow_tests.txt ``slow`` (see that file)."""
+    slow = _slow_ids()
+    seen = set()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
+            seen.add(item.nodeid)
+    # A renamed test must not silently return to the default set: every listed id that
+    # belongs to a collected file must still exist.
+    files = {item.nodeid.split("::", 1)[0] for item in items}
+    stale = sorted(n for n in slow - seen if n.split("::", 1)[0] in files)
+    if stale:
+        raise pytest.UsageError(f"tests/slow_tests.txt lists unknown tests: {stale[:5]}")
+
+
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):
     doctest_namespace.update({"jax": jax, "jnp": jnp, "np": np, "jr": jr})

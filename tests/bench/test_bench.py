@@ -25,7 +25,7 @@ TINY = {
         steps=40,
         var_every=20,
         var_samples=4,
-        estimators=("reinforce+loo", "disarm", "relax"),
+        estimators=("reinforce+loo", "disarm"),
     ),
     "vae": dataclasses.replace(
         vae.VAEConfig.quick(),
@@ -36,7 +36,7 @@ TINY = {
         eval_every=10,
         batch_size=8,
         final_eval_samples=8,
-        estimators=("reinforce+loo", "relax"),
+        estimators=("reinforce+loo", "disarm"),
     ),
     # D = 3 variables with K = 4 classes: indecater costs D * K = 12 evaluations per draw,
     # so the suite adds reinforce+loo at 12 evaluations beside it.
@@ -51,7 +51,13 @@ TINY = {
         estimators=("reinforce+loo", "st_gumbel_softmax", "indecater"),
     ),
     "ops": dataclasses.replace(
-        ops.OpsConfig.quick(), shapes=((4, 8),), rounds=3, sort_sizes=(32,), sort_rounds=2
+        ops.OpsConfig.quick(),
+        shapes=((4, 8),),
+        rounds=3,
+        sort_sizes=(32,),
+        sort_rounds=2,
+        argsort_max_n=32,
+        argsort_rounds=1,
     ),
 }
 
