@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
         type=_size,
         metavar="N",
         help="row lengths of the ops suite's soft sort/rank timings (e.g. 1e3 1e4 1e5; "
-        "default 1e3 1e4 1e5, with --quick 1e3)",
+        "default 1e3 1e4, with --quick 1e3)",
     )
     p.add_argument("--out", default="bench-results", metavar="DIR", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
