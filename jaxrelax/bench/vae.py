@@ -373,7 +373,8 @@ def tables(result: dict[str, Any]) -> list[str]:
         )
         note = (
             f"ELBO in nats per image ({cfg['final_eval_samples']} samples/image), higher is "
-            f"better; {cfg['budget']} f-evals per image per step for every estimator; log10 var "
+            f"better; f-evals = evaluations of f per image per step ({cfg['budget']} unless one "
+            "draw costs more, as IndeCateR's D·K); log10 var "
             "= mean per-coordinate variance of the encoder gradient, averaged over training; "
             f"ms/step (two gradient estimates per step, compile excluded) and its ratio to "
             f"{BASELINE}'s, measured in the same process."
