@@ -91,5 +91,18 @@ def test_poison_rule_nan_value_and_gradient_only_when_traced_invalid():
     np.testing.assert_array_equal(bad[1], [0, 1, 2])  # integer leaves are left alone
     g = jax.jit(jax.grad(lambda t: jnp.sum(f(t)[0])))
     assert float(g(2.0)) == 3.0 and np.isnan(float(g(-1.0)))
-    assert not bool(jax.jit(_checks.traced_valid)(jnp.array([1.0, float("nan")])))
-    assert bool(jax.jit(lambda t: _checks.traced_valid(t, allow_zero=True))(0.0))
+    # The flag is a factor: 1 when valid, NaN when not.
+    assert np.isnan(float(jax.jit(_checks.traced_valid)(jnp.array([1.0, float("nan")]))))
+    assert float(jax.jit(lambda t: _checks.traced_valid(t, allow_zero=True))(0.0)) == 1.0
+    # Its derivative in the parameter is 0 when valid and NaN when not, so an invalid
+    # parameter never gets a finite zero gradient, even where the output ignores it.
+    h = jax.jit(jax.grad(lambda t: jnp.sum(_checks.poison(jnp.ones(3), _checks.traced_valid(t)))))
+    assert float(h(2.0)) == 0.0 and np.isnan(float(h(-1.0)))
+    # A one-hot output is poisoned too (XLA rewrites convert(pred) * f as a select).
+    onehot = jax.jit(
+        lambda x, t: _checks.poison(jax.nn.one_hot(jnp.argmax(x), 3), _checks.traced_valid(t))
+    )
+    assert np.all(np.isnan(np.asarray(onehot(jnp.arange(3.0), -1.0))))
+    # Infinite values stay infinite when valid.
+    inf = jax.jit(lambda t: _checks.poison(jnp.array([jnp.inf, -jnp.inf]), _checks.traced_valid(t)))
+    np.testing.assert_array_equal(inf(1.0), [np.inf, -np.inf])

@@ -238,14 +238,24 @@ def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
 
 
 def traced_valid(value: Any, *, allow_zero: bool = False) -> jax.Array | None:
-    """For a traced ``value``: a traced scalar bool, all entries > 0 (>= 0 with
-    ``allow_zero``) and not NaN. For a concrete value: None (``check_positive`` has
-    already validated it at trace time)."""
+    """For a traced ``value``: a traced scalar *validity factor*, 1 when all entries are
+    > 0 (>= 0 with ``allow_zero``) and not NaN, NaN otherwise, for :func:`poison`. For a
+    concrete value: None (``check_positive`` has already validated it at trace time).
+
+    The factor is tied to ``value`` for autodiff: its derivative in ``value`` is 0 when
+    valid and NaN when not (``c · (1 + 0 · (v − sg(v)))``), so that an invalid parameter
+    gets a NaN gradient even where the output does not depend on it (a ``log_prob``
+    that ignores the temperature), never a finite zero.
+    """
     if type(value) in (float, int) or concrete_value(value) is not None:
         return None
     v = jnp.asarray(value)
-    ok = v >= 0 if allow_zero else v > 0
-    return jnp.all(ok)
+    ok = jnp.all(v >= 0 if allow_zero else v > 0)
+    if not jnp.issubdtype(v.dtype, jnp.floating):
+        return ok
+    vf = v.astype(compute_dtype(v.dtype))
+    link = 1.0 + 0.0 * jnp.sum(vf - jax.lax.stop_gradient(vf))
+    return jnp.where(ok, 1.0, jnp.nan).astype(vf.dtype) * link
 
 
 def poison(out: Any, *valid: jax.Array | None) -> Any:
@@ -253,22 +263,39 @@ def poison(out: Any, *valid: jax.Array | None) -> Any:
 
     The rule for traced invalid arguments (a temperature, scale, regularization strength
     or sigma <= 0 inside ``jit``): the whole output is NaN, and so is every gradient
-    through it (the output is multiplied by a factor that is 1 or NaN). Flags that are
-    None (concrete arguments, already checked at trace time) are ignored; with no traced
-    flag ``out`` is returned unchanged, at no cost.
+    through it (the output is multiplied by a factor that is 1 or NaN). A flag is a
+    traced bool (valid or not) or a factor from :func:`traced_valid` (1 or NaN, with a
+    NaN derivative in its parameter when invalid). Flags that are None (concrete
+    arguments, already checked at trace time) are ignored; with no traced flag ``out``
+    is returned unchanged, at no cost.
+
+    Poisoning the output makes the cotangent NaN, but a backward rule that masks its
+    cotangent (``where(p > 0, ...)`` in a custom JVP) can turn NaN back into 0. Functions
+    with such rules also poison their *inputs* (``x, a = poison((x, a), ok)``): the
+    multiplication's own transpose then makes the input gradient NaN whatever the rule.
     """
     flags = [v for v in valid if v is not None]
     if not flags:
         return out
-    ok = flags[0]
-    for f in flags[1:]:
-        ok = ok & f
+    factors = [
+        f if jnp.issubdtype(jnp.asarray(f).dtype, jnp.floating) else jnp.where(f, 1.0, jnp.nan)
+        for f in flags
+    ]
+    factor = factors[0]
+    for f in factors[1:]:
+        factor = factor * f
+
+    bad = jnp.isnan(factor)
 
     def one(x):
         x = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.floating):
             return x
-        return x * jnp.where(ok, 1.0, jnp.nan).astype(x.dtype)
+        y = x * jnp.asarray(factor).astype(x.dtype)
+        # The value is set to NaN explicitly as well: XLA rewrites ``convert(pred) * f``
+        # (a one-hot times the factor) into ``select(pred, f, 0)``, which drops the NaN
+        # from the zeros. Adding 0 or NaN keeps ±inf values and the product's gradient.
+        return y + jnp.where(bad, jnp.nan, 0.0).astype(x.dtype)
 
     return jax.tree.map(one, out)
 

@@ -2,6 +2,9 @@
 
 * :func:`finite_max` — the "subtract the finite maximum" shift (stop-gradient'ed; 0 for a
   row of only ``-inf``), which keeps huge logits and tiny temperatures finite;
+* :func:`scale_and_shift` — ``x / T`` shifted by its finite maximum along an axis: the
+  one place every shift-invariant map (softmax, Sinkhorn, successive softmax) divides by
+  its temperature, exact for any ``T`` that broadcasts to ``x``;
 * :func:`softmax` / :func:`masked_log_softmax` / :func:`safe_logsumexp` — masked
   (``-inf`` = probability 0) softmax, log-softmax and log-sum-exp with no NaN in values or
   gradients, also for a fully masked row;
@@ -27,8 +30,10 @@ __all__ = [
     "finite_max",
     "hungarian",
     "masked_log_softmax",
+    "nan_rows",
     "one_hot_argmax",
     "safe_logsumexp",
+    "scale_and_shift",
     "sg",
     "sinkhorn_log",
     "softmax",
@@ -44,10 +49,46 @@ def finite_max(x: jax.Array, axis: int | tuple[int, ...] = -1) -> jax.Array:
     return sg(jnp.where(jnp.isfinite(m), m, 0.0))
 
 
+def scale_and_shift(
+    x: jax.Array, temperature: ArrayLike, axis: int | tuple[int, ...] = -1
+) -> jax.Array:
+    """``x / T − c``, with ``c`` the (stop-gradient'ed) finite maximum of ``x / T`` along
+    ``axis``: the input of any map invariant to a shift along ``axis`` (softmax, a
+    Sinkhorn row normalisation), exact for every ``T`` that broadcasts to ``x``.
+
+    When ``T`` is constant along ``axis`` (a scalar, or size 1 there) the shift is taken
+    before dividing, ``(x − max x) / T``, which is the same number and keeps huge ``x``
+    with tiny ``T`` finite. When ``T`` varies along ``axis``, shifting first would change
+    the result (``(x − m) / T_i`` is not ``x / T_i`` plus a constant), so ``x / T`` is
+    formed first and then shifted; a ratio past the dtype's range is clamped to it
+    (finite, zero gradient there). ``-inf`` entries (masks) stay ``-inf``.
+    """
+    t = jnp.asarray(temperature, x.dtype)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % x.ndim for a in axes)
+    tshape = (1,) * (x.ndim - t.ndim) + t.shape
+    if all(tshape[a] == 1 for a in axes):
+        return (x - finite_max(x, axes)) / t
+    big = jnp.finfo(x.dtype).max
+    z = jnp.where(jnp.isneginf(x), -jnp.inf, jnp.clip(x / t, -big, big))
+    return z - finite_max(z, axes)
+
+
+def nan_rows(x: jax.Array, axis: int = -1) -> jax.Array:
+    """A factor, NaN for the slices of ``x`` along ``axis`` (kept) holding a NaN, else 1.
+
+    For kernels that treat non-finite entries as masks: ``x * f`` on the way in makes a
+    NaN slice's gradient NaN (the product's transpose multiplies by NaN, whatever the
+    masks do after it), ``out * f`` on the way out makes its value NaN, never ``-inf``.
+    """
+    bad = jnp.any(jnp.isnan(sg(x)), axis=axis, keepdims=True)
+    return jnp.where(bad, jnp.nan, 1.0).astype(x.dtype)
+
+
 def softmax(x: jax.Array, temperature: ArrayLike, axis: int) -> jax.Array:
     """Stable softmax(x / T) along ``axis``; all-masked rows give 0 (zero gradient)."""
     all_masked = jnp.max(x, axis=axis, keepdims=True) == -jnp.inf
-    z = (x - finite_max(x, axis)) / jnp.asarray(temperature, x.dtype)
+    z = scale_and_shift(x, temperature, axis)
     # A row of only -inf (fully masked) has no distribution: we return zeros there,
     # with zero gradient, instead of NaN. Replace its entries before the softmax so
     # that no NaN appears in either branch of the `where` (or in its gradient).
@@ -97,9 +138,8 @@ def sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -
     Works on the last two axes; leading axes are batch axes carried through the loop, so
     batching never wraps a loop in ``vmap``.
     """
-    # Row normalisation is invariant to a per-row shift, so subtracting the row maximum
-    # before dividing by T is exact and keeps huge scores and tiny T finite.
-    x = (log_alpha - finite_max(log_alpha, -1)) / jnp.asarray(temperature, log_alpha.dtype)
+    # Row normalisation is invariant to a per-row shift of log_alpha / T.
+    x = scale_and_shift(log_alpha, temperature, -1)
 
     def body(_, x):
         x = x - safe_logsumexp(x, axis=-1)

@@ -171,3 +171,50 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="num_samples"):
         jr.estimators.vimco(jnp.sum, "bernoulli", num_samples=0)
     assert "vimco" in repr(jr.estimators.vimco(jnp.sum, "categorical", num_samples=2))
+
+
+def _with_zero_weights(m, zeros):
+    """One VIMCO estimate (value, gradient) whose m draws include exactly ``zeros`` zero
+    weights (log w = -inf at b = (1, 1)), with the draws and their log-weights."""
+    phi = jnp.array([0.3, -0.2])  # P(b = (1, 1)) = 0.26
+    seen = []
+
+    def lw(b):
+        jax.debug.callback(lambda b: seen.append(np.asarray(b)), b)
+        return jnp.where(b[0] * b[1] > 0.5, -jnp.inf, b[0] - 2.0 * b[1] - 0.5)
+
+    vg = jax.jit(jax.value_and_grad(jr.estimators.vimco(lw, "bernoulli", num_samples=m)))
+    for seed in range(200):
+        seen.clear()
+        value, g = vg(phi, jax.random.key(seed))
+        xs = np.concatenate([np.reshape(s, (-1, 2)) for s in seen])[:m].astype(np.float64)
+        if int(np.sum(xs[:, 0] * xs[:, 1])) == zeros:
+            lws = np.where(xs[:, 0] * xs[:, 1] > 0.5, -np.inf, xs[:, 0] - 2.0 * xs[:, 1] - 0.5)
+            return phi, xs, lws, float(value), np.asarray(g)
+    raise AssertionError(f"no key in 200 gives {zeros} zero weights among {m} draws")
+
+
+@pytest.mark.parametrize("m", [3, 4])
+def test_one_zero_weight_among_three_or_more_is_finite(m):
+    # As the docstring states: with at least two non-zero weights, a zero weight (log w =
+    # -inf) leaves the value and the gradient finite, and they are the paper's formulas
+    # (the zero-weight sample's own signal L̂ − L̂_{-k} included).
+    phi, xs, lws, value, g = _with_zero_weights(m, zeros=1)
+    assert np.isfinite(value) and np.all(np.isfinite(g)), (value, g)
+    L = np.log(np.mean(np.exp(lws)))
+    expected = np.zeros(2)
+    for i in range(m):
+        others = np.delete(lws, i)
+        swapped = np.append(others, others.mean())  # geometric mean: -inf if a w_j = 0
+        expected += (L - np.log(np.mean(np.exp(swapped)))) * (xs[i] - 1 / (1 + np.exp(-phi)))
+    assert abs(value - L) < 1e-5, (value, L)
+    np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("m, zeros", [(1, 1), (2, 1), (3, 2)], ids=["m1", "m2", "m3-two-zeros"])
+def test_fewer_than_two_nonzero_weights_is_nan(m, zeros):
+    # As the docstring states: with one non-zero weight (its baseline L̂_{-i} is -inf) or
+    # none, the value is NaN and no coordinate of the gradient is finite.
+    _, _, _, value, g = _with_zero_weights(m, zeros)
+    assert np.isnan(value), value
+    assert not np.any(np.isfinite(g)), g

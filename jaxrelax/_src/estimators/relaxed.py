@@ -19,7 +19,10 @@ __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
 def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
     def draw(logits, key):
         if d.name == "categorical":
-            return _gumbel_softmax(key, logits, temperature=temperature, hard=hard)
+            # The relaxation of the distribution: softmax((log π + g) / T) with normalised
+            # log-probabilities (Jang et al. 2017, eq. 1), the same for any T that
+            # broadcasts to the logits, also one that varies along the event axis.
+            return _gumbel_softmax(key, d.location(logits), temperature=temperature, hard=hard)
         z = d.perturb(logits, key)
         y = d.relax(z, temperature)
         return _straight_through(d.harden(z), y) if hard else y

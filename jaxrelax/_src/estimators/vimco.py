@@ -62,10 +62,15 @@ def vimco(
     (the paper's structured-output task), ``f`` is just ``log p(y | x)``.
 
     Args:
-      f: per-sample log-weight ``f(x, *args) -> scalar`` (``log w(x)``), finite: with a
-        zero weight (``-inf``) the geometric-mean baseline of every other sample is 0 and
-        their learning signals are infinite: the estimate is then not finite (never a
-        plausible-looking number).
+      f: per-sample log-weight ``f(x, *args) -> scalar`` (``log w(x)``). ``-inf`` (a zero
+        weight) is allowed as long as two of the ``m`` weights are non-zero: the value and
+        the gradient w.r.t. ``params`` are then finite (a zero weight ``w_k`` makes the
+        baseline ``ŵ_{-i}`` of every other sample 0, but their ``L̂_{-i}`` keep the other
+        non-zero weights, and ``L̂_{-k}`` is finite). If a single weight is non-zero
+        (``m ≥ 2``, e.g. ``m = 2`` and one zero weight) or none is (e.g. ``m = 1`` and a
+        zero weight), ``E`` returns NaN and its gradient w.r.t. ``params`` is ±inf or NaN,
+        never a plausible-looking number: that one sample's ``L̂_{-i}`` is ``-inf`` (an
+        infinite learning signal), or every weight is 0.
       dist: ``"bernoulli"`` or ``"categorical"``.
       num_samples: ``m``, the number of samples inside the log (one evaluation of ``f``
         each); the objective ``L_m`` depends on it.

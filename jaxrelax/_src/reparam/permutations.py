@@ -160,7 +160,9 @@ def _pl_transform(p: Params, g: jax.Array, matrix: bool) -> jax.Array:
 
 
 def _pl_log_prob(p: Params, x: jax.Array, matrix: bool) -> jax.Array:
-    logits = p["logits"]
+    # A NaN logit makes its row's log_prob and every entry of its gradient NaN.
+    factor = _numerics.nan_rows(p["logits"])
+    logits = p["logits"] * factor
     n = logits.shape[-1]
     if matrix:
         binary = jnp.all((x == 0) | (x == 1), axis=(-2, -1))
@@ -191,7 +193,7 @@ def _pl_log_prob(p: Params, x: jax.Array, matrix: bool) -> jax.Array:
     # log Σ_{j ≥ i} exp(a_j): a reverse cumulative log-sum-exp, NaN-free at -inf.
     suffix = jax.lax.associative_scan(log_add, a, reverse=True, axis=a.ndim - 1)
     terms = jnp.where(masked, 0.0, a - jnp.where(masked, 0.0, suffix))
-    return support_where(valid & tail_ok, jnp.sum(terms, axis=-1))
+    return support_where(valid & tail_ok, jnp.sum(terms, axis=-1)) * factor[..., 0]
 
 
 @functools.cache

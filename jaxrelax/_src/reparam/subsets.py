@@ -161,6 +161,12 @@ def _subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
     shape = jnp.broadcast_shapes(x.shape, logits.shape)
     x = jnp.broadcast_to(x, shape)
     phi = jnp.broadcast_to(logits, shape)
+    # Only -inf is a mask (-inf log_prob means only "outside the support"). A NaN logit
+    # (also a traced invalid temperature, which poisons the logits) makes its row's
+    # log_prob and gradient NaN: the row is multiplied by NaN on the way in and out, as
+    # the masks below would otherwise turn NaN into -inf and its cotangent into 0.
+    factor = _numerics.nan_rows(phi)
+    phi = phi * factor
     masked = jnp.isneginf(phi)
     sel = x > 0.5
     m = jnp.sum(sel, axis=-1)
@@ -199,7 +205,7 @@ def _subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
         )
     full = (2 ** jnp.minimum(m, k) - 1).astype(jnp.int32)  # the mask of the first m slots
     lp = jnp.take_along_axis(log_f, full[..., None], axis=-1)[..., 0]
-    return support_where(inside, lp)
+    return support_where(inside, lp) * factor[..., 0]
 
 
 def _subset_log_prob_rule(k: int):
@@ -331,7 +337,7 @@ def _successive_softmax(scores: jax.Array, temperature: ArrayLike, k: int) -> ja
         s = s + jnp.where(is_max, log1m_max, log1m_rest) / t
         return s, khot + p
 
-    s0 = (scores - _numerics.finite_max(scores, -1)) / t
+    s0 = _numerics.scale_and_shift(scores, t, -1)
     _, khot = jax.lax.fori_loop(0, k, body, (s0, jnp.zeros_like(scores)))
     return khot
 
@@ -560,7 +566,10 @@ def _k_subset_transform(p: Params, u: jax.Array, k: int) -> jax.Array:
 
 
 def _k_subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
-    log_z, (_, a, k_eff) = _k_subset_dp(p["logits"], k)
+    # A NaN logit makes its row's log_prob and gradient NaN (-inf means only "outside
+    # the support"; see _subset_log_prob).
+    factor = _numerics.nan_rows(p["logits"])
+    log_z, (_, a, k_eff) = _k_subset_dp(p["logits"] * factor, k)
     masked = jnp.isneginf(a)
     sel = x > 0.5
     inside = (
@@ -569,7 +578,7 @@ def _k_subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
         & ~jnp.any(sel & masked, axis=-1)
     )
     lp = jnp.sum(jnp.where(sel & ~masked, a, 0.0), axis=-1) - log_z
-    return support_where(inside, lp)
+    return support_where(inside, lp) * factor[..., 0]
 
 
 @functools.cache

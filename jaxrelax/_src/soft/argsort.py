@@ -204,8 +204,14 @@ def permutation_matrix(
         cnt = jnp.maximum(nf[..., 0], 1)  # a fully masked row: all rows are exact
         mean = jnp.sum(z, axis=-1, keepdims=True) / cnt
         var = jnp.sum(jnp.where(masked, 0.0, (z - mean) ** 2), axis=-1, keepdims=True) / cnt
-        tiny = jnp.finfo(xc.dtype).tiny
-        zs = jax.nn.sigmoid((z - mean) / jnp.sqrt(var + tiny))
+        # A row whose finite entries are all equal has no scale to standardise by: its
+        # squashed values are all 1/2, and the standardisation passes no gradient there.
+        # The map is scale-invariant, so its derivative along every ray into the tie is
+        # 0 (for n = 2 it is 0 on both sides); dividing by sqrt(var + tiny) instead gave
+        # 1/sqrt(tiny) ~ 1e19. Double `where`: no inf or NaN in either branch.
+        spread = var > 0
+        std = jnp.sqrt(jnp.where(spread, var, 1.0))
+        zs = jax.nn.sigmoid(jnp.where(spread, (z - mean) / std, 0.0))
         y = r / jnp.maximum(nf - 1, 1)
         y = 1.0 - y if descending else y
         logits = -((y - zs[..., None, :]) ** 2)

@@ -163,9 +163,8 @@ _potentials_implicit.defvjp(_implicit_fwd, _implicit_bwd)
 def _sinkhorn_jit(arr, temperature, log_a, log_b, num_iters, tol, implicit):
     cdt = _checks.compute_dtype(arr.dtype)
     x = arr.astype(cdt)
-    # Row normalisation is invariant to a per-row shift, so subtracting the row maximum
-    # before dividing by T is exact and keeps huge scores and tiny T finite.
-    c = (x - _numerics.finite_max(x, -1)) / jnp.asarray(temperature, cdt)
+    # Row normalisation is invariant to a per-row shift of log_alpha / T.
+    c = _numerics.scale_and_shift(x, temperature, -1)
     batch = c.shape[:-2]
     log_a = jnp.broadcast_to(log_a.astype(cdt), batch + c.shape[-2:-1])
     log_b = jnp.broadcast_to(log_b.astype(cdt), batch + c.shape[-1:])

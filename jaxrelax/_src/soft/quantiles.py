@@ -196,6 +196,14 @@ def sort_with(
             f"`values` with shape {vals.shape} must have the shape of `x` {arr.shape} "
             "followed by optional feature axes."
         )
+    # Checked here, so that errors name this function's own arguments.
+    _checks.check_positive(regularization_strength, "regularization_strength")
+    if jnp.ndim(regularization_strength) != 0:
+        raise ValueError(
+            "`regularization_strength` must be a scalar, got shape "
+            f"{jnp.shape(regularization_strength)}."
+        )
+    num_iters = _checks.check_int(num_iters, "num_iters")
     p = permutation_matrix(
         arr, regularization_strength, "sinkhorn", descending, axis=axis, num_iters=num_iters
     )  # [..., n, n], the other axes of x leading

@@ -338,6 +338,9 @@ def entmax(x: ArrayLike, alpha: ArrayLike = 1.5, axis: int = -1) -> jax.Array:
     a = jnp.asarray(alpha)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(_checks.compute_dtype(arr.dtype))
+    # Inputs and output are both poisoned: the JVP rule masks its tangent to the support
+    # (p > 0, False for NaN), which would turn a NaN cotangent into a zero gradient.
+    arr, a = _checks.poison((arr, a), ok)
     return _checks.poison(_entmax_jit(arr, a, axis), ok)
 
 
@@ -455,5 +458,6 @@ def entmax_loss(
     a = jnp.asarray(alpha)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         a = a.astype(_checks.compute_dtype(arr.dtype))
+    arr, lab, a = _checks.poison((arr, lab, a), ok)  # NaN gradients too (see entmax)
     out = _entmax_loss_jit(_entmax_map(alpha), arr, lab, a, axis)
     return _checks.poison(out, ok)
