@@ -3,8 +3,8 @@
 A subpackage of ``jaxrelax/_src`` (``estimators``, ``soft``, ``reparam``, ...) keeps its
 private helpers (``_core``, ``_dists``, ``_isotonic``, any ``_name``) to itself; code that
 another subpackage needs moves to a shared home: ``jaxrelax/_src/_checks.py``,
-``_random.py`` or ``_numerics.py`` (whose *public* names every module may import). The
-same holds outside ``_src``: ``jaxrelax.bench`` may use its own ``_report`` but not
+``_random.py``, ``_numerics.py`` or ``_autodiff.py`` (whose *public* names every module may
+import). The same holds outside ``_src``: ``jaxrelax.bench`` may use its own ``_report`` but not
 ``jaxrelax._src.estimators._core``.
 
 The check parses every module under ``jaxrelax/`` with :mod:`ast`, so it sees imports split
@@ -22,7 +22,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = "jaxrelax"
-SHARED = frozenset({"_checks", "_random", "_numerics"})  # top-level modules of jaxrelax/_src
+# The shared homes: top-level modules of jaxrelax/_src whose public names every module uses.
+SHARED = frozenset({"_autodiff", "_checks", "_random", "_numerics"})
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -160,10 +161,10 @@ def test_checker_flags_a_violating_import(source):
     "source",
     [
         "from jaxrelax._src.estimators import _core, _dists",  # its own subpackage
-        "from jaxrelax._src.estimators._core import sg",
+        "from jaxrelax._src.estimators._core import first_order_only",
         "from . import _core",
         "from ._dists import _logits",
-        "from jaxrelax._src import _checks, _numerics, _random",  # the shared homes
+        "from jaxrelax._src import _autodiff, _checks, _numerics, _random",  # the shared homes
         "from jaxrelax._src._numerics import safe_logsumexp",
         "from jaxrelax._src.st.basic import straight_through as _straight_through",
         "from jaxrelax._src.soft import sorting",

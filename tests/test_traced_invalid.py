@@ -103,6 +103,37 @@ ROWS = [
         lambda x, t: jr.reparam.gumbel_sinkhorn(x.reshape(2, 2, 2), temperature=t).sample(KEY),
         POSITIVE,
     ),
+    *[
+        (f"reparam.{fam} {what}", fn, POSITIVE)
+        for fam, make in (
+            ("laplace", lambda x, p: jr.reparam.laplace(x, p)),
+            ("logistic", lambda x, p: jr.reparam.logistic(x, p)),
+            ("gumbel", lambda x, p: jr.reparam.gumbel(x, p)),
+            ("cauchy", lambda x, p: jr.reparam.cauchy(x, p)),
+            ("lognormal", lambda x, p: jr.reparam.lognormal(x, p)),
+            ("exponential", lambda x, p: jr.reparam.exponential(jnp.exp(x) * p)),
+            ("gamma", lambda x, p: jr.reparam.gamma(jnp.exp(x), p)),
+            ("beta", lambda x, p: jr.reparam.beta(jnp.exp(x), p)),
+            ("kumaraswamy", lambda x, p: jr.reparam.kumaraswamy(jnp.exp(x), p)),
+            ("dirichlet", lambda x, p: jr.reparam.dirichlet(jnp.exp(x) * p)),
+            ("binary_concrete", lambda x, p: jr.reparam.binary_concrete(x, p)),
+            ("multivariate_normal", lambda x, p: jr.reparam.multivariate_normal(x, p * jnp.eye(4))),
+        )
+        for what, fn in (
+            ("sample", lambda x, p, make=make: make(x, p).sample(KEY)),
+            (
+                "log_prob",
+                lambda x, p, make=make: make(x, p).log_prob(
+                    jax.lax.stop_gradient(make(x, jnp.float32(1.0)).sample(KEY))
+                ),
+            ),
+        )
+    ],
+    (
+        "estimators.gumbel_rao",
+        _est(lambda t: jr.estimators.gumbel_rao(_categorical_f, "categorical", temperature=t)),
+        POSITIVE,
+    ),
     (
         "estimators.gumbel_softmax",
         _est(lambda t: jr.estimators.gumbel_softmax(_categorical_f, "categorical", temperature=t)),

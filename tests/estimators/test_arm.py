@@ -66,24 +66,6 @@ def test_bad_arguments():
         jr.estimators.arm(f, dist="categorical")
     with pytest.raises(ValueError, match="num_samples"):
         jr.estimators.disarm(f, "bernoulli", num_samples=0)
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="num_pairs"):
-        jr.estimators.disarm(f, "bernoulli", num_pairs=0)
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="num_pairs"):
-        jr.estimators.disarm(f, "bernoulli", num_samples=2, num_pairs=2)
-
-
-@pytest.mark.parametrize("name", ["arm", "disarm"])
-def test_num_pairs_is_a_deprecated_alias_of_num_samples(name):
-    # Kept for one release (issue #11): same estimator, a DeprecationWarning at the caller.
-    f = lambda b: jnp.sum((b - 0.45) ** 2)
-    make = getattr(jr.estimators, name)
-    with pytest.warns(DeprecationWarning, match=r"num_pairs=\.\.\.\) is deprecated") as w:
-        old = make(f, "bernoulli", num_pairs=3)
-    assert w[0].filename == __file__  # points at the caller, not at jaxrelax
-    new = make(f, "bernoulli", num_samples=3)
-    assert old.num_samples == new.num_samples == 3
-    key, phi = jax.random.key(4), jnp.array([0.3, -0.2])
-    np.testing.assert_array_equal(jax.grad(old)(phi, key), jax.grad(new)(phi, key))
 
 
 # Categorical DisARM (stick-breaking, Dong, Mnih & Tucker 2021): D = 3 variables, K = 4.

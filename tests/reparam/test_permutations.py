@@ -93,8 +93,6 @@ def test_bad_inputs():
         f(jnp.ones((3, 3)), temperature=-1.0)
     with pytest.raises(ValueError, match="`num_iters`"):
         f(jnp.ones((3, 3)), num_iters=0)
-    with pytest.raises(TypeError, match="`key`"):
-        f(1, jnp.ones((3, 3)))  # two positional arguments: the old form, with a bad key
 
 
 def test_empty_event_raises_and_empty_batch_is_empty():
@@ -123,17 +121,6 @@ def test_temperature_shape_and_traced_invalid():
         assert np.all(np.isnan(out))
     for out in run(0.5):
         assert np.all(np.isfinite(out))
-
-
-def test_deprecated_key_first_form_equals_reparam_sample():
-    key = jax.random.key(9)
-    x = jax.random.normal(jax.random.key(10), (2, 4, 4))
-    with pytest.warns(DeprecationWarning, match=r"gumbel_sinkhorn\(log_alpha"):
-        old = jr.reparam.gumbel_sinkhorn(key, x, temperature=0.5, hard=True)
-    np.testing.assert_array_equal(old, _sample(x, key, temperature=0.5, hard=True))
-    with pytest.warns(DeprecationWarning):
-        old = jr.reparam.gumbel_sinkhorn(jax.random.PRNGKey(1), x, num_iters=5)
-    np.testing.assert_array_equal(old, _sample(x, jax.random.PRNGKey(1), num_iters=5))
 
 
 # ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is, by est
 * ``pathwise`` and ``gumbel_softmax``: autodiff of the (relaxed) Monte Carlo objective,
   an unbiased estimate of its Hessian when the ``Reparam``'s transform has exact
   second derivatives;
-* ``reinforce``: unbiased (DiCE magic box, :func:`magic_box_minus_one`), for every
+* ``reinforce``: unbiased (DiCE magic box, ``_autodiff.magic_box_minus_one``), for every
   baseline and control variate;
 * ``arm``, ``disarm``: not implemented — raises ``NotImplementedError``
   (:func:`first_order_only`), never a silent 0;
@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _numerics
+from jaxrelax._src import _autodiff, _checks
 from jaxrelax._src.estimators import _dists
 
 __all__ = [
@@ -62,13 +62,9 @@ __all__ = [
     "dist_required",
     "estimate",
     "first_order_only",
-    "magic_box_minus_one",
     "sample_keys",
     "sampling_rule",
-    "sg",
 ]
-
-sg = _numerics.sg
 
 
 class Call(NamedTuple):
@@ -140,43 +136,15 @@ def sampling_rule(
     return rule
 
 
-def magic_box_minus_one(logp: jax.Array) -> jax.Array:
-    """``exp(logp − stop_gradient(logp)) − 1``: exactly 0, first derivative ``∇logp``
-    and second ``∇logp ∇logpᵀ + ∇²logp`` (DiCE, Foerster et al. 2018).
-
-    ``Σ w · magic_box_minus_one(log p(x))`` with a live weight ``w`` (``f(x, *args)``,
-    ``x`` stop-gradient'ed) is a surrogate whose derivatives of every order w.r.t. the
-    parameters, and mixed with ``args``, are unbiased score-function estimates, and whose
-    first derivative w.r.t. ``args`` is 0 (``value`` already carries ``E[∂f/∂args]``).
-    """
-    return jnp.expm1(logp - sg(logp))
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def first_order_only(x: jax.Array, name: str) -> jax.Array:
-    """The identity, with a first derivative and no second one: differentiating it twice
-    raises ``NotImplementedError`` naming the estimator ``name`` (instead of a silent 0
-    from a surrogate that is linear in ``params``)."""
-    return x
-
-
-@first_order_only.defjvp
-def _first_order_only_jvp(name, primals, tangents):
-    (x,), (t,) = primals, tangents
-    return first_order_only(x, name), t * _no_second_derivative(x, name)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _no_second_derivative(x: jax.Array, name: str) -> jax.Array:
-    return jnp.ones_like(x)
-
-
-@_no_second_derivative.defjvp
-def _no_second_derivative_jvp(name, primals, tangents):
-    raise NotImplementedError(
+    """:func:`_autodiff.first_order_only` for the estimator ``name``: the identity, whose
+    second derivative raises ``NotImplementedError`` naming the estimator and the ones
+    with higher derivatives (instead of a silent 0 from a surrogate linear in ``params``)."""
+    return _autodiff.first_order_only(
+        x,
         f"jr.estimators.{name} estimates only the first derivative w.r.t. `params`; its "
         "second derivative (jax.hessian, grad of grad, jacfwd of grad) is not implemented. "
-        "Use exact, pathwise or reinforce (DiCE surrogate) for higher derivatives."
+        "Use exact, pathwise or reinforce (DiCE surrogate) for higher derivatives.",
     )
 
 
@@ -207,7 +175,7 @@ def estimate(
 ) -> jax.Array:
     """Runs ``rule`` and assembles the estimator's value and gradients (see module doc)."""
     key = _checks.check_key(key)
-    args_fixed = sg(args)
+    args_fixed = _autodiff.sg(args)
 
     def f_live(x):
         return _scalar(f(x, *args), "f")
@@ -215,21 +183,21 @@ def estimate(
     def f_fixed(x):
         return _scalar(f(x, *args_fixed), "f")
 
-    call = Call(f_live, f_fixed, args_fixed, sg(cv_params), tuple(args))
+    call = Call(f_live, f_fixed, args_fixed, _autodiff.sg(cv_params), tuple(args))
     value, surrogate = rule(params, key, call)
     value = jnp.asarray(value)
     dtype = value.dtype if jnp.issubdtype(value.dtype, jnp.floating) else jnp.float32
-    out = value + (surrogate - sg(surrogate)).astype(dtype)
+    out = value + (surrogate - _autodiff.sg(surrogate)).astype(dtype)
     if variance_grad:
 
         def grad_estimate(cv):
             def surrogate_of(p):
                 return rule(p, key, Call(f_fixed, f_fixed, args_fixed, cv, args_fixed))[1]
 
-            return jax.grad(surrogate_of)(sg(params))
+            return jax.grad(surrogate_of)(_autodiff.sg(params))
 
         v = _sum_squares(grad_estimate(cv_params))
-        out = out + (v - sg(v)).astype(dtype)
+        out = out + (v - _autodiff.sg(v)).astype(dtype)
     return out
 
 

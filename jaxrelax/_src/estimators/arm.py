@@ -3,7 +3,6 @@ through the stick-breaking construction of Dong, Mnih & Tucker (2021)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -11,28 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrelax._src import _numerics, _random
+from jaxrelax._src import _autodiff, _numerics, _random
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["arm", "disarm"]
-
-
-def _pairs(name: str, num_samples: int, num_pairs: int | None) -> int:
-    if num_pairs is None:
-        return _core.check_num_samples(num_samples)
-    # stacklevel: _pairs <- arm/disarm <- dist_required's wrapper <- the caller.
-    warnings.warn(
-        f"jr.estimators.{name}(num_pairs=...) is deprecated and will be removed in the next "
-        f"release; use num_samples=... (the number of antithetic pairs, as before).",
-        DeprecationWarning,
-        stacklevel=4,
-    )
-    if num_samples != 1:
-        raise ValueError(
-            f"give `num_pairs` or `num_samples` (both count antithetic pairs), not both; "
-            f"got num_samples={num_samples!r}, num_pairs={num_pairs!r}."
-        )
-    return _core.check_num_samples(num_pairs, "num_pairs")
 
 
 def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
@@ -45,17 +26,17 @@ def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
         def one_pair(k):
             u = _random.uniform_open(k, logits.shape, logits.dtype)
             logit_u = jnp.log(u) - jnp.log1p(-u)
-            lg = _core.sg(logits)
+            lg = _autodiff.sg(logits)
             # Both are exact Bernoulli(sigmoid(l)) samples from the same uniform u.
             b1 = (lg + logit_u > 0).astype(dtype)  # 1[u > sigmoid(-l)]  (1[1 - u < sigmoid(l)])
             b2 = (lg - logit_u > 0).astype(dtype)  # 1[u < sigmoid(l)]
             f1, f2 = call.f(b1), call.f(b2)
-            g = grad_rule(lg, u, b1, b2, _core.sg(f1 - f2).astype(lg.dtype))
+            g = grad_rule(lg, u, b1, b2, _autodiff.sg(f1 - f2).astype(lg.dtype))
             return 0.5 * (f1 + f2), g
 
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
         # Linear in the logits: its second derivative would be a silent 0, so it raises.
-        g = _core.sg(jnp.mean(grads, axis=0))
+        g = _autodiff.sg(jnp.mean(grads, axis=0))
         surrogate = jnp.sum(g * _core.first_order_only(logits, name))
         return jnp.mean(values), surrogate
 
@@ -67,8 +48,6 @@ def arm(
     f: Callable[..., jax.Array],
     dist: Literal["bernoulli"],
     num_samples: int = 1,
-    *,
-    num_pairs: int | None = None,
 ) -> _core.Estimator:
     r"""ARM: the augment-REINFORCE-merge estimator for Bernoulli variables.
 
@@ -83,8 +62,6 @@ def arm(
       f: per-sample loss ``f(b, *args) -> scalar``, ``b`` in {0, 1} shaped like ``params``.
       dist: ``"bernoulli"`` only.
       num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
-      num_pairs: deprecated alias of ``num_samples`` (``DeprecationWarning``; removed in
-        the next release).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is ARM.
     Examples:
@@ -101,7 +78,7 @@ def arm(
       derivatives only: a second derivative w.r.t. ``params`` raises
       ``NotImplementedError``.
     """
-    n = _pairs("arm", num_samples, num_pairs)
+    n = _core.check_num_samples(num_samples)
 
     def grad_rule(lg, u, b1, b2, df):
         return df * (u - 0.5)
@@ -124,7 +101,7 @@ def _stick_breaking(logits: jax.Array):
     """
     lp = _numerics.masked_log_softmax(logits, -1)
     k = logits.shape[-1]
-    order = jnp.argsort(-_core.sg(lp), axis=-1, stable=True)  # -inf (masks) sort last
+    order = jnp.argsort(-_autodiff.sg(lp), axis=-1, stable=True)  # -inf (masks) sort last
     lps = jnp.take_along_axis(lp, order, axis=-1)
     later = jnp.asarray(np.arange(k)[None, :] > np.arange(k)[:, None])  # [i, j]: j > i
     tail = _numerics.safe_logsumexp(
@@ -135,7 +112,7 @@ def _stick_breaking(logits: jax.Array):
     eta = jnp.where(live, jnp.where(live, head, 0.0) - jnp.where(live, tail, 0.0), 0.0)
     # Deterministic positions: the last unmasked category always stops (η = +inf), a
     # masked one never does (η = −inf).
-    eta_hard = jnp.where(live, _core.sg(eta), jnp.where(jnp.isfinite(head), jnp.inf, -jnp.inf))
+    eta_hard = jnp.where(live, _autodiff.sg(eta), jnp.where(jnp.isfinite(head), jnp.inf, -jnp.inf))
     return order, eta, eta_hard
 
 
@@ -147,7 +124,7 @@ def _disarm_categorical(f, d, n: int) -> _core.Estimator:
         # Its Jacobian is the identity and its Hessian raises: a second derivative of the
         # surrogate (which is not an estimate of ∇²E) is never returned silently.
         order, eta, eta_hard = _stick_breaking(_core.first_order_only(logits, "disarm"))
-        order = _core.sg(order)
+        order = _autodiff.sg(order)
         q = jax.nn.sigmoid(eta_hard)
         all_masked = jnp.all(jnp.isneginf(logits), axis=-1, keepdims=True)
         pos = jnp.arange(k - 1)
@@ -167,7 +144,7 @@ def _disarm_categorical(f, d, n: int) -> _core.Estimator:
             z, x = first_stop(b)
             z_anti, x_anti = first_stop(b_anti)
             f_b, f_anti = call.f(x), call.f(x_anti)
-            df = _core.sg(f_b - f_anti).astype(eta.dtype)
+            df = _autodiff.sg(f_b - f_anti).astype(eta.dtype)
             zi, zai = z[..., None], z_anti[..., None]
             b_f, ba_f = b.astype(eta.dtype), b_anti.astype(eta.dtype)
             # Both draws visit i <= min(z, z~): DisARM on the pair (b_i, b~_i).
@@ -181,8 +158,8 @@ def _disarm_categorical(f, d, n: int) -> _core.Estimator:
             return 0.5 * (f_b + f_anti), g
 
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
-        g = _core.sg(jnp.mean(grads, axis=0))
-        surrogate = jnp.sum(g * (eta - _core.sg(eta)))
+        g = _autodiff.sg(jnp.mean(grads, axis=0))
+        surrogate = jnp.sum(g * (eta - _autodiff.sg(eta)))
         return jnp.mean(values), surrogate
 
     return _core.Estimator("disarm", f, d, rule, n)
@@ -193,8 +170,6 @@ def disarm(
     f: Callable[..., jax.Array],
     dist: Literal["bernoulli", "categorical"],
     num_samples: int = 1,
-    *,
-    num_pairs: int | None = None,
 ) -> _core.Estimator:
     r"""DisARM: ARM with the antithetic noise integrated out (Dong et al. 2020, 2021).
 
@@ -229,8 +204,6 @@ def disarm(
       dist: ``"bernoulli"`` (``params`` are logits of any shape) or ``"categorical"``
         (``params`` are logits [..., K]; ``-inf`` masks a category).
       num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
-      num_pairs: deprecated alias of ``num_samples`` (``DeprecationWarning``; removed in
-        the next release).
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is DisARM.
     Examples:
@@ -256,7 +229,7 @@ def disarm(
       is Bernoulli DisARM. First derivatives only:
       a second derivative w.r.t. ``params`` raises ``NotImplementedError``.
     """
-    n = _pairs("disarm", num_samples, num_pairs)
+    n = _core.check_num_samples(num_samples)
     d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
     if d.name == "categorical":
         return _disarm_categorical(f, d, n)

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _autodiff, _checks
 from jaxrelax._src.estimators import _core, _dists
-from jaxrelax._src.st.basic import straight_through as _straight_through
 
 __all__ = ["gumbel_rao"]
 
@@ -70,17 +69,17 @@ def gumbel_rao(
         k_z, k_v = jax.random.split(key)
         b = d.sample(logits, k_z)
         loc = d.location(logits)
-        fixed_loc = _core.sg(loc)
+        fixed_loc = _autodiff.sg(loc)
 
         def relaxed(k):
             # Conditional noise g = z̃ - location, held fixed: the gradient is that of
             # relax(location + g) (the unconditional pathwise derivative) at z̃ | b.
-            z_tilde = d.conditional(_core.sg(logits), b, k)
+            z_tilde = d.conditional(_autodiff.sg(logits), b, k)
             g = jnp.where(jnp.isneginf(fixed_loc), 0.0, z_tilde - fixed_loc)
-            return d.relax(loc + _core.sg(g), temperature)
+            return d.relax(loc + _autodiff.sg(g), temperature)
 
         soft = jnp.mean(jax.vmap(relaxed)(_core.sample_keys(k_v, m)), axis=0)
-        return _straight_through(b, soft)
+        return _autodiff.straight_through(b, soft)
 
     return _core.Estimator(
         "gumbel_rao",

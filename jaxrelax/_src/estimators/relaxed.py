@@ -7,11 +7,10 @@ from collections.abc import Callable
 import jax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _autodiff, _checks
 from jaxrelax._src.estimators import _core, _dists
 from jaxrelax._src.gumbel_softmax import gumbel_softmax as _gumbel_softmax
 from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
-from jaxrelax._src.st.basic import straight_through as _straight_through
 
 __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
 
@@ -25,7 +24,7 @@ def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
             return _gumbel_softmax(key, d.location(logits), temperature=temperature, hard=hard)
         z = d.perturb(logits, key)
         y = d.relax(z, temperature)
-        return _straight_through(d.harden(z), y) if hard else y
+        return _autodiff.straight_through(d.harden(z), y) if hard else y
 
     return draw
 
@@ -169,6 +168,6 @@ def straight_through(
     def draw(logits, key):
         if d.name == "bernoulli":
             return _st_bernoulli(key, logits)
-        return _straight_through(d.sample(logits, key), d.soft_mean(logits))
+        return _autodiff.straight_through(d.sample(logits, key), d.soft_mean(logits))
 
     return _core.Estimator("straight_through", f, d, _core.sampling_rule(d, n, draw), n)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxrelax._src import _autodiff
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["vimco"]
@@ -109,7 +110,7 @@ def vimco(
         signal = total - loo if m > 1 else jnp.broadcast_to(total, lw.shape)
         live = _core.first_order_only(logits, "vimco")
         logq = jax.vmap(lambda x: d.log_prob(live, x))(xs)
-        surrogate = jnp.sum(signal.astype(logq.dtype) * (logq - _core.sg(logq)))
+        surrogate = jnp.sum(signal.astype(logq.dtype) * (logq - _autodiff.sg(logq)))
         return total, surrogate
 
     return _core.Estimator("vimco", f, d, rule, m)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _random
+from jaxrelax._src import _autodiff, _checks, _random
 from jaxrelax._src.perturb.perturbed import _check_noise
 
 __all__ = ["imle"]
@@ -44,25 +44,14 @@ def _noise(noise, key, shape, dtype, *, k, temperature, num_terms):
     return _sum_of_gamma(key, shape, dtype, k=k, temperature=temperature, num_terms=num_terms)
 
 
-@jax.custom_jvp
-def _first_order_only(grad: jax.Array, theta: jax.Array, u: jax.Array) -> jax.Array:
-    """``grad`` itself; differentiating it (in ``theta`` or ``u``) is an error."""
-    del theta, u
-    return grad
-
-
-@_first_order_only.defjvp
-def _first_order_only_jvp(primals, tangents):
-    # Called only when some tangent is not a symbolic zero, i.e. when a second
-    # derivative through the I-MLE backward pass is being taken.
-    del primals, tangents
-    raise NotImplementedError(
-        "`jr.perturb.imle` has a first derivative only: its backward pass (a finite "
-        "difference of MAP states) has no derivative, so a second derivative (jax.hessian, "
-        "jax.grad of jax.grad, ...) through it is not defined. Use "
-        "`jr.perturb.perturbed`, whose derivatives of every order are Monte Carlo "
-        "estimates, for higher-order derivatives."
-    )
+# The backward pass is a finite difference of MAP states: it has no derivative of its own.
+_NO_SECOND_DERIVATIVE = (
+    "`jr.perturb.imle` has a first derivative only: its backward pass (a finite "
+    "difference of MAP states) has no derivative, so a second derivative (jax.hessian, "
+    "jax.grad of jax.grad, ...) through it is not defined. Use "
+    "`jr.perturb.perturbed`, whose derivatives of every order are Monte Carlo "
+    "estimates, for higher-order derivatives."
+)
 
 
 def imle(
@@ -144,7 +133,7 @@ def imle(
     valid = (_checks.traced_valid(temperature), _checks.traced_valid(lambda_))
 
     def solve(theta: jax.Array) -> jax.Array:
-        return jnp.asarray(fn(jax.lax.stop_gradient(theta))).astype(theta.dtype)
+        return jnp.asarray(fn(_autodiff.sg(theta))).astype(theta.dtype)
 
     def solve_all(theta, eps):
         return jax.vmap(solve)(theta[None] + eps)
@@ -164,7 +153,7 @@ def imle(
         # A NaN upstream gradient (e.g. a poisoned output) makes the whole estimate NaN,
         # as autodiff would; the finite difference of MAP states would hide it.
         grad = jnp.where(jnp.any(jnp.isnan(u)), jnp.nan, 1.0).astype(grad.dtype) * grad
-        grad = _first_order_only(grad, theta, u)
+        grad = _autodiff.no_derivative(grad, (theta, u), _NO_SECOND_DERIVATIVE)
         return grad, jnp.zeros_like(eps), jnp.zeros_like(lam)
 
     core.defvjp(core_fwd, core_bwd)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _random
+from jaxrelax._src import _autodiff, _checks, _random
 
 __all__ = ["perturbed"]
 
@@ -122,20 +122,20 @@ def perturbed(
     sigma_valid = _checks.traced_valid(sigma)  # None for a concrete σ (checked above)
 
     def solve(x: jax.Array) -> jax.Array:
-        return jnp.asarray(fn(jax.lax.stop_gradient(x))).astype(x.dtype)
+        return jnp.asarray(fn(_autodiff.sg(x))).astype(x.dtype)
 
     def boxed(x, s, z):
         # The estimator of every derivative order (the docstring's formula).
-        x0, s0 = jax.lax.stop_gradient(x), jax.lax.stop_gradient(s)
+        x0, s0 = _autodiff.sg(x), _autodiff.sg(s)
         ys = jax.vmap(solve)(x0[None] + s0 * z)  # fn never sees a differentiable input
         # (U − x) / σ for the fixed perturbed point U = x0 + σ0 Z, written so that its
         # value is exactly Z while its derivatives in (x, σ) are those of (U − x) / σ.
         z_x = z + ((x0 - x)[None] + (s0 - s) * z) / s
         log_p = -jnp.sum(_nu(noise, z_x), axis=tuple(range(1, z.ndim)))
         log_p = log_p - jnp.sum(jnp.broadcast_to(jnp.log(s), x.shape))  # density of U
-        # expm1(log p − stop_gradient(log p)) is exactly 0, and its derivatives of every
-        # order are those of the density ratio p_x(U) / p_{x0}(U) at x0.
-        box = jnp.expm1(log_p - jax.lax.stop_gradient(log_p))
+        # The magic box exp(log p − sg(log p)) − 1 is exactly 0, and its derivatives of
+        # every order are those of the density ratio p_x(U) / p_{x0}(U) at x0.
+        box = _autodiff.magic_box_minus_one(log_p)
         base = ys - solve(x0)[None] if control_variate else ys
         return jnp.mean(ys, axis=0) + jnp.tensordot(box, base, axes=(0, 0)) / num_samples
 

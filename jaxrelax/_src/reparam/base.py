@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,7 +30,16 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxrelax._src import _checks
 
-__all__ = ["Family", "Reparam", "check_x_shape", "normal", "support_where"]
+__all__ = [
+    "Family",
+    "Reparam",
+    "check_logits",
+    "check_x_shape",
+    "elementwise_shapes",
+    "float_params",
+    "logits_shapes",
+    "support_where",
+]
 
 Params = dict[str, jax.Array]
 
@@ -68,6 +76,21 @@ class Family:
 def elementwise_shapes(params: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Batch shape = broadcast of all parameter shapes; scalar events."""
     return jnp.broadcast_shapes(*(jnp.shape(p) for p in params.values())), ()
+
+
+def logits_shapes(params: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Batch shape = ``logits.shape[:-1]``; one event = the last axis of ``logits``."""
+    logits = params["logits"]
+    return logits.shape[:-1], logits.shape[-1:]
+
+
+def check_logits(logits: ArrayLike) -> jax.Array:
+    """``logits`` as a float array with a non-empty last (event) axis; a ValueError naming
+    ``logits`` otherwise (a scalar, or an empty event axis)."""
+    arr = _checks.as_float_array(logits, "logits")
+    _checks.check_axis(-1, arr.ndim, arg="logits")
+    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "logits")
+    return arr
 
 
 def normalize_sample_shape(sample_shape: int | Sequence[int]) -> tuple[int, ...]:
@@ -303,61 +326,3 @@ def _transform(family: Family, params: Params, eps: Any) -> jax.Array:
 def _log_prob(family: Family, params: Params, x: jax.Array) -> jax.Array:
     cparams, dtype = _in_compute_dtype(params)
     return family.log_prob(cparams, x.astype(_checks.compute_dtype(dtype))).astype(dtype)
-
-
-# ---------------------------------------------------------------------------------
-# Normal: the reference family (also used by lognormal and multivariate_normal).
-# ---------------------------------------------------------------------------------
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def standard_normal_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> jax.Array:
-    """Standard normal draws (in float32 for half precision, then cast)."""
-    return jax.random.normal(key, shape, _checks.compute_dtype(dtype)).astype(dtype)
-
-
-def _normal_log_prob(p: Params, x: jax.Array) -> jax.Array:
-    z = (x - p["loc"]) / p["scale"]
-    return -0.5 * z * z - jnp.log(p["scale"]) - _HALF_LOG_2PI
-
-
-NORMAL = Family(
-    name="normal",
-    param_names=("loc", "scale"),
-    event_ndim=0,
-    shapes=elementwise_shapes,
-    noise=standard_normal_noise,
-    transform=lambda p, eps: p["loc"] + p["scale"] * eps,
-    log_prob=_normal_log_prob,
-    noise_doc="z ~ N(0, 1)",
-)
-
-
-def normal(loc: ArrayLike, scale: ArrayLike) -> Reparam:
-    r"""Normal distribution ``N(loc, scale²)`` as a (noise, transform) pair.
-
-    .. math:: \varepsilon \sim \mathcal N(0, 1), \qquad x = \mu + \sigma\,\varepsilon
-
-    Args:
-      loc: mean; any float dtype (the common dtype of the parameters is kept).
-      scale: standard deviation, ``> 0``; broadcasts against ``loc``.
-    Returns:
-      A :class:`Reparam` with ``event_ndim = 0`` and
-      ``batch_shape = broadcast(loc.shape, scale.shape)``.
-    Examples:
-      >>> d = jr.reparam.normal(1.0, 2.0)
-      >>> round(float(d.log_prob(1.0)), 4)  # -log(2) - log(2π)/2
-      -1.6121
-      >>> g = jax.grad(lambda s: jr.reparam.normal(0.0, s).sample(jax.random.key(0), 4096)
-      ...              .__pow__(2).mean())(2.0)  # d/dscale E[x²] = 2 scale
-      >>> abs(float(g) - 4.0) < 0.3
-      True
-
-    References:
-      Kingma & Welling, `Auto-Encoding Variational Bayes
-      <https://arxiv.org/abs/1312.6114>`_, 2014.
-    """
-    _checks.check_positive(scale, "scale")
-    _checks.check_broadcast_together(("loc", loc), ("scale", scale))
-    params, _ = float_params(loc=loc, scale=scale)
-    return _checks.poison(Reparam(NORMAL, params), _checks.traced_valid(scale))

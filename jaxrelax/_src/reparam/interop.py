@@ -15,8 +15,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src.reparam import continuous, gamma, relaxed
-from jaxrelax._src.reparam.base import Reparam, normal
+from jaxrelax._src.reparam import continuous, gamma, gumbel_max, relaxed
+from jaxrelax._src.reparam.base import Reparam
 
 __all__ = ["from_distribution"]
 
@@ -65,13 +65,13 @@ def _loc_scale(ctor: Callable[..., Reparam]) -> Callable[[Any], Reparam]:
 
 
 _COMMON: dict[str, Callable[[Any], Reparam]] = {
-    "Normal": _loc_scale(normal),
+    "Normal": _loc_scale(continuous.normal),
     "Laplace": _loc_scale(continuous.laplace),
     "Logistic": _loc_scale(continuous.logistic),
     "Gumbel": _loc_scale(continuous.gumbel),
     "Uniform": lambda d: continuous.uniform(_attr(d, "low"), _attr(d, "high")),
     "Dirichlet": lambda d: gamma.dirichlet(_attr(d, "concentration")),
-    "OneHotCategorical": lambda d: relaxed.gumbel_max(_logits(d)),
+    "OneHotCategorical": lambda d: gumbel_max.gumbel_max(_logits(d)),
 }
 
 _REGISTRY: dict[str, dict[str, Callable[[Any], Reparam]]] = {

@@ -5,16 +5,21 @@ Gumbel-matching sample (``hard=True``), and the Plackett–Luce law with its exa
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks, _numerics, _random
-from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params, support_where
-from jaxrelax._src.reparam.subsets import is_key, log_add, warn_key_first
+from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src.reparam.base import (
+    Family,
+    Params,
+    Reparam,
+    check_logits,
+    float_params,
+    support_where,
+)
 
 __all__ = ["gumbel_sinkhorn", "plackett_luce"]
 
@@ -28,7 +33,7 @@ def _gumbel_sinkhorn_transform(p: Params, g: jax.Array, num_iters: int, hard: bo
     scores = p["log_alpha"] + g.astype(p["log_alpha"].dtype)
     y = jnp.exp(_numerics.sinkhorn_log(scores, p["temperature"], num_iters))
     if hard:
-        y = y + _numerics.sg(_numerics.hungarian(scores) - y)  # straight-through
+        y = _autodiff.straight_through(_numerics.hungarian(scores), y)
     return y
 
 
@@ -56,27 +61,13 @@ def _gumbel_sinkhorn_family(num_iters: int, hard: bool) -> Family:
     )
 
 
-def _gumbel_sinkhorn(
-    log_alpha: ArrayLike, temperature: ArrayLike, num_iters: int, hard: bool
-) -> Reparam:
-    _checks.check_temperature(temperature)
-    num_iters = _checks.check_int(num_iters, "num_iters")
-    arr = _checks.as_float_array(log_alpha, "log_alpha")
-    _checks.check_square(arr, "log_alpha")
-    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "log_alpha")
-    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "log_alpha")
-    params, _ = float_params(arr.dtype, log_alpha=arr, temperature=temperature)
-    d = Reparam(_gumbel_sinkhorn_family(num_iters, bool(hard)), params)
-    return _checks.poison(d, _checks.traced_valid(temperature))
-
-
 def gumbel_sinkhorn(
     log_alpha: ArrayLike,
-    *deprecated: Any,
+    *,
     temperature: ArrayLike = 1.0,
     num_iters: int = 20,
     hard: bool = False,
-) -> Any:
+) -> Reparam:
     r"""Gumbel-Sinkhorn: a relaxed random permutation matrix (Mena et al. 2018).
 
     .. math:: G_{ij} \sim \mathrm{Gumbel}(0, 1), \qquad
@@ -121,24 +112,17 @@ def gumbel_sinkhorn(
 
     .. note:: The law of the Gumbel-matching sample is not, in general, the Boltzmann law
       ``P ∝ exp⟨P, log_alpha⟩`` over permutations (which has no simple exact sampler);
-      it is the law that Mena et al. relax. The deprecated call form
-      ``gumbel_sinkhorn(key, log_alpha, ...)`` returns
-      ``gumbel_sinkhorn(log_alpha, ...).sample(key)`` and warns; it will be removed in
-      the next release.
+      it is the law that Mena et al. relax.
     """
-    if deprecated or is_key(log_alpha):
-        key = log_alpha
-        if not is_key(key):
-            _checks.check_key(key)  # a TypeError naming `key`
-        if len(deprecated) != 1:
-            raise TypeError(
-                "gumbel_sinkhorn() takes (log_alpha) (or the deprecated (key, log_alpha)), "
-                f"got {1 + len(deprecated)} positional arguments."
-            )
-        warn_key_first("gumbel_sinkhorn", "gumbel_sinkhorn(log_alpha, temperature=...)")
-        d = _gumbel_sinkhorn(deprecated[0], temperature, num_iters, hard)
-        return d.sample(key)
-    return _gumbel_sinkhorn(log_alpha, temperature, num_iters, hard)
+    _checks.check_temperature(temperature)
+    num_iters = _checks.check_int(num_iters, "num_iters")
+    arr = _checks.as_float_array(log_alpha, "log_alpha")
+    _checks.check_square(arr, "log_alpha")
+    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "log_alpha")
+    _checks.check_broadcasts_to(temperature, arr.shape, "temperature", "log_alpha")
+    params, _ = float_params(arr.dtype, log_alpha=arr, temperature=temperature)
+    d = Reparam(_gumbel_sinkhorn_family(num_iters, bool(hard)), params)
+    return _checks.poison(d, _checks.traced_valid(temperature))
 
 
 # ---------------------------------------------------------------------------------
@@ -151,7 +135,7 @@ def _pl_shapes(p: Params, matrix: bool) -> tuple[tuple[int, ...], tuple[int, ...
 
 
 def _pl_transform(p: Params, g: jax.Array, matrix: bool) -> jax.Array:
-    scores = _numerics.sg(p["logits"] + g.astype(p["logits"].dtype))
+    scores = _autodiff.sg(p["logits"] + g.astype(p["logits"].dtype))
     # Descending and stable: -inf logits (masks) stay -inf and go last, in index order.
     perm = jnp.argsort(-scores, axis=-1, stable=True)
     if matrix:
@@ -191,7 +175,7 @@ def _pl_log_prob(p: Params, x: jax.Array, matrix: bool) -> jax.Array:
     nxt_masked = jnp.concatenate([masked[..., 1:], jnp.zeros_like(masked[..., :1])], -1)
     tail_ok = jnp.all(~masked | (~finite_after & (ascending | ~nxt_masked)), axis=-1)
     # log Σ_{j ≥ i} exp(a_j): a reverse cumulative log-sum-exp, NaN-free at -inf.
-    suffix = jax.lax.associative_scan(log_add, a, reverse=True, axis=a.ndim - 1)
+    suffix = jax.lax.associative_scan(_numerics.log_add, a, reverse=True, axis=a.ndim - 1)
     terms = jnp.where(masked, 0.0, a - jnp.where(masked, 0.0, suffix))
     return support_where(valid & tail_ok, jnp.sum(terms, axis=-1)) * factor[..., 0]
 
@@ -274,9 +258,7 @@ def plackett_luce(logits: ArrayLike, *, matrix: bool = False) -> Reparam:
       REINFORCE with ``log_prob`` (unbiased; add ``baseline="loo"`` for variance), or a
       relaxation (biased).
     """
-    arr = _checks.as_float_array(logits, "logits")
-    _checks.check_axis(-1, arr.ndim, arg="logits")
-    _checks.check_event_nonempty(arr.shape, arr.ndim - 1, "logits")
+    arr = check_logits(logits)
     if not isinstance(matrix, (bool, np.bool_)):
         raise TypeError(f"`matrix` must be a bool, got {matrix!r}.")
     n = arr.shape[-1]

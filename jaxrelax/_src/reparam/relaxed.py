@@ -1,6 +1,7 @@
-"""Concrete (Gumbel-softmax), binary Concrete and the exact Gumbel-max trick.
+"""Concrete (Gumbel-softmax) and binary Concrete: the relaxed categorical and Bernoulli.
 
-All three draw standard Gumbel / logistic noise (finite, from ``_random``). Log-densities
+Both draw standard Gumbel / logistic noise (finite, from ``_random``); the exact
+categorical sample of the same noise is ``gumbel_max.py``'s. Log-densities
 are computed in log space and evaluate ``log x`` at ``max(x, tiny)``: at low
 temperatures samples underflow to exact 0 / 1 entries, and the density is then
 evaluated at the nearest representable point, finite instead of NaN.
@@ -13,22 +14,23 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics, _random
-from jaxrelax._src.reparam.base import Family, Params, Reparam, float_params, support_where
+from jaxrelax._src.reparam.base import (
+    Family,
+    Params,
+    Reparam,
+    check_logits,
+    float_params,
+    logits_shapes,
+    support_where,
+)
 
-__all__ = ["binary_concrete", "concrete", "gumbel_max"]
+__all__ = ["binary_concrete", "concrete"]
 
 
-def _categorical_shapes(p: Params):
-    logits = p["logits"]
-    batch = logits.shape[:-1]
-    if "temperature" in p:
-        batch = jnp.broadcast_shapes(batch, jnp.shape(p["temperature"]))
-    return batch, logits.shape[-1:]
-
-
-def _check_logits(logits: jax.Array) -> None:
-    _checks.check_axis(-1, logits.ndim, arg="logits")
-    _checks.check_event_nonempty(logits.shape, logits.ndim - 1, "logits")
+def _concrete_shapes(p: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    # The temperature is one per distribution and may enlarge the batch.
+    batch, event = logits_shapes(p)
+    return jnp.broadcast_shapes(batch, jnp.shape(p["temperature"])), event
 
 
 def _check_temperature_batch(temperature: ArrayLike, logits: jax.Array) -> None:
@@ -75,7 +77,7 @@ CONCRETE = Family(
     name="concrete",
     param_names=("logits", "temperature"),
     event_ndim=1,
-    shapes=_categorical_shapes,
+    shapes=_concrete_shapes,
     noise=_random.gumbel,
     transform=_concrete_transform,
     log_prob=_concrete_log_prob,
@@ -118,7 +120,7 @@ def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     """
     _checks.check_temperature(temperature)
     params, _ = float_params(logits=logits, temperature=temperature)
-    _check_logits(params["logits"])
+    check_logits(params["logits"])
     _check_temperature_batch(temperature, params["logits"])
     return _checks.poison(Reparam(CONCRETE, params), _checks.traced_valid(temperature))
 
@@ -178,51 +180,3 @@ def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     _checks.check_broadcast_together(("logits", logits), ("temperature", temperature))
     params, _ = float_params(logits=logits, temperature=temperature)
     return _checks.poison(Reparam(BINARY_CONCRETE, params), _checks.traced_valid(temperature))
-
-
-# ---------------------------------------------------------------------------------
-# Gumbel-max: exact categorical samples
-# ---------------------------------------------------------------------------------
-def _gumbel_max_log_prob(p: Params, x: jax.Array) -> jax.Array:
-    logp = _numerics.masked_log_softmax(p["logits"])
-    return jnp.sum(jnp.where(x > 0, x * logp, 0.0), axis=-1)
-
-
-GUMBEL_MAX = Family(
-    name="gumbel_max",
-    param_names=("logits",),
-    event_ndim=1,
-    shapes=_categorical_shapes,
-    noise=_random.gumbel,
-    transform=lambda p, g: _numerics.one_hot_argmax(p["logits"] + g, axis=-1),
-    log_prob=_gumbel_max_log_prob,
-    noise_doc="g ~ Gumbel(0, 1) i.i.d., [..., K]",
-)
-
-
-def gumbel_max(logits: ArrayLike) -> Reparam:
-    r"""Exact categorical sample as a one-hot vector by the Gumbel-max trick.
-
-    .. math:: g_k \sim \mathrm{Gumbel}(0, 1), \qquad
-              x = \mathrm{one\_hot}(\arg\max_k\, \mathrm{logits}_k + g_k)
-
-    ``x ~ OneHotCategorical(softmax(logits))`` exactly. ``log_prob(x)`` is the
-    categorical log-mass ``Σ_k x_k log softmax(logits)_k`` (differentiable: use it for
-    score-function estimators).
-
-    Args:
-      logits: [..., K] unnormalised log-probabilities; ``-inf`` entries are masks.
-    Returns:
-      A :class:`Reparam` with ``event_ndim = 1``.
-    Examples:
-      >>> d = jr.reparam.gumbel_max(jnp.array([0.0, 10.0, -jnp.inf]))
-      >>> d.transform(jnp.zeros(3))
-      Array([0., 1., 0.], dtype=float32)
-
-    .. note:: ``transform`` is **not differentiable**: it is piecewise constant, so
-      ``jax.grad`` through it is zero everywhere. Pair it with ``jr.st`` or use
-      ``concrete`` / ``jr.estimators`` for gradients.
-    """
-    params, _ = float_params(logits=logits)
-    _check_logits(params["logits"])
-    return Reparam(GUMBEL_MAX, params)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _autodiff, _checks
 from jaxrelax._src.st.basic import straight_through
 
 __all__ = ["vector_quantize"]
@@ -63,17 +63,17 @@ def vector_quantize(
     # round (11-bit mantissa) at moderate scale and pick a code that is not the nearest.
     cdt = _checks.compute_dtype(jnp.promote_types(z.dtype, codebook.dtype))
     cb = codebook.astype(z.dtype)
-    zs = jax.lax.stop_gradient(z).astype(cdt)
-    cbs = jax.lax.stop_gradient(codebook).astype(cdt)
+    zs = _autodiff.sg(z).astype(cdt)
+    cbs = _autodiff.sg(codebook).astype(cdt)
     # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 (the ||z||^2 term does not change the arg min).
     d = -2.0 * zs @ cbs.T + jnp.sum(cbs * cbs, axis=-1)
     indices = jnp.argmin(d, axis=-1).astype(jnp.int32)
     e = jnp.take(cb, indices, axis=0)
     if z.size == 0:  # an empty batch: empty z_q and indices, zero losses (not NaN means)
         zero = jnp.zeros((), z.dtype)
-        return straight_through(jax.lax.stop_gradient(e), z), indices, zero, zero
+        return straight_through(e, z), indices, zero, zero
     ec = e.astype(cdt)
     codebook_loss = jnp.mean(jnp.square(zs - ec)).astype(z.dtype)
-    commitment_loss = jnp.mean(jnp.square(z.astype(cdt) - jax.lax.stop_gradient(ec)))
-    z_q = straight_through(jax.lax.stop_gradient(e), z)
+    commitment_loss = jnp.mean(jnp.square(z.astype(cdt) - _autodiff.sg(ec)))
+    z_q = straight_through(e, z)
     return z_q, indices, codebook_loss, commitment_loss.astype(z.dtype)
