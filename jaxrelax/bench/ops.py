@@ -12,6 +12,7 @@ on the same input, round by round (so machine load hits both alike):
    ==========================================  ==========================================
    ``jr.gumbel_softmax(key, x, hard=True)``    ``jax.nn.softmax(x + gumbel noise)``
    ``jr.soft.sparsemax(x)``                    ``jax.nn.softmax(x)``
+   ``jr.soft.entmax15(x)``                     ``jax.nn.softmax(x)``
    ``jr.soft.sort(x)``                         ``jnp.sort(x)`` (its gradient is a gather)
    ``jr.soft.rank(x)``                         ``jnp.sort(x)``
    ==========================================  ==========================================
@@ -86,6 +87,7 @@ class OpsConfig:
 OPS: tuple[tuple[str, str], ...] = (
     ("gumbel_softmax(hard=True)", "softmax + gumbel noise"),
     ("soft.sparsemax", "softmax"),
+    ("soft.entmax15", "softmax"),
     ("soft.sort", "jnp.sort"),
     ("soft.rank", "jnp.sort"),
 )
@@ -123,6 +125,10 @@ def op_programs(name: str) -> tuple[Callable[..., jax.Array], Callable[..., jax.
         ),
         "soft.sparsemax": (
             lambda key, x: jr.soft.sparsemax(x),
+            lambda key, x: jax.nn.softmax(x, axis=-1),
+        ),
+        "soft.entmax15": (
+            lambda key, x: jr.soft.entmax15(x),
             lambda key, x: jax.nn.softmax(x, axis=-1),
         ),
         "soft.sort": (lambda key, x: jr.soft.sort(x), lambda key, x: jnp.sort(x, axis=-1)),

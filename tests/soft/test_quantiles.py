@@ -146,5 +146,5 @@ def test_sort_with_grads_dtypes_and_errors():
     assert out.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(out, np.float32)))
     with pytest.raises(ValueError, match="`values`"):
         jr.soft.sort_with(x, jnp.ones(5))
-    with pytest.raises(ValueError, match="`temperature`"):
+    with pytest.raises(ValueError, match="`regularization_strength`"):
         jr.soft.sort_with(x, v, -1.0)

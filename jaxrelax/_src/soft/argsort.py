@@ -21,7 +21,6 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics
@@ -44,14 +43,6 @@ LARGE_BYTES = 2**28
 
 def _estimated_bytes(n: int, method: str, num_iters: int) -> int:
     return 9 * n * n * num_iters if method == "sinkhorn" else 16 * n * n
-
-
-def _stable_argsort(x: jax.Array, descending: bool) -> jax.Array:
-    """Stable argsort along the last axis (ties keep index order, both directions)."""
-    iota = lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
-    key = -x if descending else x
-    _, perm = lax.sort((_numerics.sg(key), iota), dimension=x.ndim - 1, num_keys=1)
-    return perm
 
 
 def permutation_matrix(
@@ -188,7 +179,7 @@ def permutation_matrix(
 
     if method == "softsort":
         # The sorted finite values, in row order (the r-th smallest, or largest).
-        fin_sorted = jnp.sort(jnp.where(masked, jnp.inf, z), axis=-1)  # finite first
+        fin_sorted = _numerics.sort(jnp.where(masked, jnp.inf, z))  # finite first
         ri = r[..., 0]
         idx = (nf[..., 0] - 1 - ri) if descending else ri
         idx = jnp.clip(idx.astype(jnp.int32), 0, n - 1)
@@ -230,7 +221,7 @@ def permutation_matrix(
     else:
         p = _numerics.softmax(jnp.where(col_mask, -jnp.inf, logits), t, axis=-1)
 
-    perm = _stable_argsort(xc, descending)
+    perm = _numerics.argsort(xc, descending=descending)  # stable: ties in index order
     p_hard = jax.nn.one_hot(perm, n, dtype=xc.dtype)
     p = jnp.where(row_masked[..., :, None], p_hard, p)
     if hard:
