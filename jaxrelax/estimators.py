@@ -1,5 +1,11 @@
-"""Monte Carlo gradient-estimator transforms: ``E = NAME(f, dist=..., num_samples=...)``."""
+"""Monte Carlo gradient-estimator transforms: ``E = NAME(f, dist=..., num_samples=...)``.
 
+``INFO[NAME]`` is each estimator's record (``EstimatorInfo``): the ``dist`` values it takes,
+its ``f`` evaluations, bias and higher-derivative behaviour.
+"""
+
+from jaxrelax._src.estimators import INFO as INFO
+from jaxrelax._src.estimators import EstimatorInfo as EstimatorInfo
 from jaxrelax._src.estimators.arm import arm as arm
 from jaxrelax._src.estimators.arm import disarm as disarm
 from jaxrelax._src.estimators.arsm import arsm as arsm
@@ -20,6 +26,8 @@ from jaxrelax._src.estimators.unordered_set import unordered_set as unordered_se
 from jaxrelax._src.estimators.vimco import vimco as vimco
 
 __all__ = [
+    "INFO",
+    "EstimatorInfo",
     "arm",
     "arsm",
     "disarm",

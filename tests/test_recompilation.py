@@ -38,110 +38,69 @@ def test_st_ops_trace_once_in_training_loop():
     assert len(traces) == 1
 
 
-# Every estimator, built INSIDE the jitted function (issue #10 items 6 and 10): options
-# that are traced (a temperature / eta annealed by the caller) or constant must trace,
-# and `jit(grad(E))` must compile once across keys and across temperature values.
-# name -> (builder(temperature) -> E(params, key), dist, temperature is an option of E)
+# Every estimator and every `dist` of its record (jr.estimators.INFO), built INSIDE the
+# jitted function (issue #10 items 6 and 10): options that are traced (a temperature / eta
+# annealed by the caller) or constant must trace, and `jit(grad(E))` must compile once
+# across keys and across values of the traced options. The traced value `t` is passed as
+# every option the record lists as positive, so `t <= 0` must poison the output.
 def _f(x):
     return jnp.sum((x - 0.45) ** 2)
 
 
-def _relax(t):
-    # RELAX has no temperature of its own: the traced value is the control variate's.
-    c = lambda z, w: w[1] * _f(jax.nn.sigmoid(z / w[0]))
-    E = jr.estimators.relax(_f, "bernoulli", control_variate=c)
-    return lambda params, key: E(params, key, jnp.stack([t, 0.9]))
-
-
-ESTIMATORS = {
-    "exact": (lambda t: jr.estimators.exact(_f, "categorical"), "categorical", False),
-    "pathwise": (
-        lambda t: jr.estimators.pathwise(_f, dist=lambda p: jr.reparam.normal(p, 1.0)),
-        "bernoulli",
-        False,
-    ),
-    "reinforce": (
-        lambda t: jr.estimators.reinforce(_f, "categorical", num_samples=2, baseline=0.5),
-        "categorical",
-        False,
-    ),
-    "gumbel_softmax": (
-        lambda t: jr.estimators.gumbel_softmax(_f, "categorical", temperature=t),
-        "categorical",
-        True,
-    ),
-    "st_gumbel_softmax": (
-        lambda t: jr.estimators.st_gumbel_softmax(_f, "bernoulli", temperature=t),
-        "bernoulli",
-        True,
-    ),
-    "straight_through": (
-        lambda t: jr.estimators.straight_through(_f, "bernoulli"),
-        "bernoulli",
-        False,
-    ),
-    "rebar": (
-        lambda t: jr.estimators.rebar(_f, "categorical", temperature=t, eta=2.0 * t),
-        "categorical",
-        True,
-    ),
-    # The TracerBoolConversionError of issue #10: REBAR with constant options inside jit.
-    "rebar_constant_options": (
-        lambda t: jr.estimators.rebar(_f, "bernoulli", temperature=0.5, eta=0.9),
-        "bernoulli",
-        False,
-    ),
-    "relax": (_relax, "bernoulli", False),
-    "arm": (lambda t: jr.estimators.arm(_f, "bernoulli", num_samples=2), "bernoulli", False),
-    "disarm": (lambda t: jr.estimators.disarm(_f, "bernoulli", num_samples=2), "bernoulli", False),
-    "disarm_categorical": (
-        lambda t: jr.estimators.disarm(_f, "categorical", num_samples=2),
-        "categorical",
-        False,
-    ),
-    "arsm": (lambda t: jr.estimators.arsm(_f, "categorical", num_samples=2), "categorical", False),
-    "gumbel_rao": (
-        lambda t: jr.estimators.gumbel_rao(_f, "categorical", temperature=t, num_mc=3),
-        "categorical",
-        True,
-    ),
-    "reinmax": (
-        lambda t: jr.estimators.reinmax(_f, "categorical", temperature=t),
-        "categorical",
-        True,
-    ),
-    "gapped_st": (
-        lambda t: jr.estimators.gapped_st(_f, "bernoulli", temperature=t, gap=2.0 * t),
-        "bernoulli",
-        True,
-    ),
-    "indecater": (lambda t: jr.estimators.indecater(_f, "categorical"), "categorical", False),
-    # "categorical_1d": the [2] params are the logits of one categorical (k = 1 < K = 2).
-    "unordered_set": (
-        lambda t: jr.estimators.unordered_set(_f, "categorical", num_samples=1),
-        "categorical_1d",
-        False,
-    ),
-    "vimco": (
-        lambda t: jr.estimators.vimco(_f, "categorical", num_samples=2),
-        "categorical",
-        False,
-    ),
-    "iwae": (
-        lambda t: jr.estimators.iwae(_f, dist=lambda p: jr.reparam.normal(p, 1.0), num_samples=2),
-        "bernoulli",
-        False,
-    ),
+# Options beside the positive ones (t: the traced value).
+OPTIONS = {
+    "reinforce": lambda t: {"num_samples": 2, "baseline": 0.5},
+    "rebar": lambda t: {"eta": 2.0 * t},  # traced eta: the variance-gradient pass
+    "arm": lambda t: {"num_samples": 2},
+    "disarm": lambda t: {"num_samples": 2},
+    "arsm": lambda t: {"num_samples": 2},
+    "gumbel_rao": lambda t: {"num_mc": 3},
+    "vimco": lambda t: {"num_samples": 2},
+    "iwae": lambda t: {"num_samples": 2},
 }
 
 
-def test_estimator_table_covers_every_estimator():
-    assert set(jr.estimators.__all__) <= set(ESTIMATORS)
+def _build(name, dist):
+    info = jr.estimators.INFO[name]
+    make = getattr(jr.estimators, name)
+    if name == "relax":
+        # RELAX has no temperature of its own: the traced value is the control variate's.
+        c = lambda z, w: w[1] * _f(jax.nn.sigmoid(z / w[0]))
+        E = make(_f, dist, control_variate=c)
+        return lambda t: lambda params, key: E(params, key, jnp.stack([t, 0.9]))
+    d = (lambda p: jr.reparam.normal(p, 1.0)) if dist == "reparam" else dist
+    extra = OPTIONS.get(name, lambda t: {})
+    return lambda t: make(_f, d, **{o: t for o in info.positive_options}, **extra(t))
+
+
+# "name-dist" -> (builder(t) -> E(params, key), params, E has a positive option). The
+# "categorical" params of unordered_set are the logits [2] of one variable (k = 1 < K = 2).
+ESTIMATORS = {
+    f"{name}-{dist}": (
+        _build(name, dist),
+        dist if (name, dist) != ("unordered_set", "categorical") else "categorical_1d",
+        bool(info.positive_options),
+    )
+    for name, info in sorted(jr.estimators.INFO.items())
+    for dist in info.distributions
+}
+# The TracerBoolConversionError of issue #10: REBAR with constant options inside jit.
+ESTIMATORS["rebar_constant_options"] = (
+    lambda t: jr.estimators.rebar(_f, "bernoulli", temperature=0.5, eta=0.9),
+    "bernoulli",
+    False,
+)
+
+
+def test_estimator_table_covers_every_estimator_and_dist():
+    info = jr.estimators.INFO
+    assert {n for n in jr.estimators.__all__ if n not in ("INFO", "EstimatorInfo")} == set(info)
+    assert len(ESTIMATORS) == 1 + sum(len(i.distributions) for i in info.values())
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_estimator_compiles_once_and_poisons_traced_invalid_temperature(name):
-    build, dist, has_temperature = ESTIMATORS[name]
+    build, dist, has_positive = ESTIMATORS[name]
     params = jnp.array([0.3, -0.5])
     if dist == "categorical":
         params = jnp.array([[0.3, -0.5, 1.0], [0.0, 0.2, -1.0]])
@@ -154,9 +113,10 @@ def test_estimator_compiles_once_and_poisons_traced_invalid_temperature(name):
         value, grad = step(params, jax.random.key(i), jnp.float32(t))
         assert np.isfinite(value) and np.all(np.isfinite(grad)), (t, value, grad)
     assert step._cache_size() == 1
-    if has_temperature:
-        # A traced temperature <= 0 is invalid: the value and every gradient are NaN
-        # (the poison rule of jaxrelax._src._checks), from the same compiled program.
+    if has_positive:
+        # A traced temperature (or other positive option) <= 0 is invalid: the value and
+        # every gradient are NaN (the poison rule of jaxrelax._src._checks), from the same
+        # compiled program.
         for t in [-0.5, 0.0]:
             value, grad = step(params, jax.random.key(0), jnp.float32(t))
             assert np.isnan(value) and np.all(np.isnan(grad)), (t, value, grad)

@@ -1,30 +1,13 @@
 """The estimators the ``toy``, ``vae`` and ``cat_vae`` suites compare, at an equal budget.
 
 Each entry builds ``jr.estimators.NAME(f, dist=..., ...)`` through the public API
-(``dist="bernoulli"`` in ``toy`` / ``vae``, ``"categorical"`` in ``cat_vae``). ``cost``
-is the number of evaluations of ``f`` one draw (one sample, one antithetic pair)
-costs:
-
-=====================  ==========  ====================================================
-estimator              cost        why
-=====================  ==========  ====================================================
-reinforce (+ loo)      1           ``f(b)``
-unordered_set          1           ``f`` at each of the ``k`` distinct states drawn
-gumbel_softmax         1           ``f`` at the relaxed sample ``σ(z / T)``
-st_gumbel_softmax      1           ``f(b)`` (and its derivative)
-straight_through       1           ``f(b)`` (and its derivative)
-gapped_st, reinmax     1           ``f(b)`` (and its derivative)
-gumbel_rao             1           ``f(b)`` (and its derivative); the ``num_mc``
-                                   conditional draws only re-evaluate the softmax
-arm, disarm            2           ``f`` at the two antithetic samples (categorical
-                                   DisARM: stick-breaking, also two)
-arsm                   K(K-1)/2+1  the action and every swap pseudo action (46 at K = 10)
-indecater              D·K         every state of every variable, the others held at the
-                                   sample (2·D for D Bernoulli bits)
-rebar                  3           ``f(b)``, ``f(σ(z / T))``, ``f(σ(z̃ / T))``
-relax                  3           ``f(b)`` and the control variate ``η f(σ(z / T)) +
-                                   r_ρ(z)`` at ``z`` and ``z̃``, as REBAR
-=====================  ==========  ====================================================
+(``dist="bernoulli"`` in ``toy`` / ``vae``, ``"categorical"`` in ``cat_vae``). Its cost,
+the number of evaluations of ``f`` one draw (one sample, one antithetic pair) costs, and
+whether it is unbiased come from the estimator's record, ``jr.estimators.INFO[NAME]``
+(``cost_per_draw(D, K)`` for ``D`` variables of ``K`` states: each point counted once, so
+REBAR costs 3, ``f(b)``, ``f(σ(z / T))`` and ``f(σ(z̃ / T))``; IndeCateR ``D·K``; ARSM
+``K(K − 1)/2 + 1``), plus what the bench adds: RELAX's control variate here is
+``η f(σ(z / T)) + r_ρ(z)``, evaluated at ``z`` and ``z̃``, so RELAX costs 1 + 2 = 3.
 
 With a budget of ``B`` evaluations per step each estimator gets ``max(1, B // cost)``
 draws (the default ``B = 6`` is divisible by every constant cost, so all of those spend
@@ -37,7 +20,7 @@ reformulation). ``unordered_set`` is defined for one categorical variable (logit
 Not here: ``vimco`` estimates the gradient of a different objective, the multi-sample
 bound ``E[log mean_i w_i]`` of ``f = log w``, so an ELBO or a toy-loss comparison at
 equal budget would not compare like with like; ``iwae`` (DReG / STL) is for continuous
-latents.
+latents; ``exact`` and ``pathwise`` are not Monte Carlo estimators of a discrete gradient.
 """
 
 from __future__ import annotations
@@ -60,24 +43,35 @@ class Spec:
     """How to build one estimator at a given evaluation budget."""
 
     label: str  # name in tables and plots
-    name: str  # attribute of jr.estimators
-    cost: int  # f evaluations per draw (0: given by ``cost_fn``)
+    name: str  # attribute of jr.estimators (and key of jr.estimators.INFO)
     options: tuple[tuple[str, Any], ...] = ()
     min_count: int = 1
     categorical_view: bool = False  # Bernoulli as a two-class categorical
-    learned: bool = False  # has control-variate parameters (RELAX)
-    unbiased: bool = True
+    #: has control-variate parameters (RELAX); they add ``LEARNED_COST`` to its draws
+    learned: bool = False
     #: the suites' latent families this estimator runs on ("bernoulli", "categorical")
     dists: tuple[str, ...] = ("bernoulli",)
-    #: ``f`` evaluations per draw as a function of the logits' shape and the family, where
-    #: it is not the constant ``cost`` (IndeCateR: ``D · K``; ARSM: ``K (K − 1) / 2 + 1``)
-    cost_fn: Callable[[tuple[int, ...], str], int] | None = None
     #: defined for one categorical variable only (logits ``[K]``: the unordered set)
     one_variable: bool = False
 
+    @property
+    def info(self) -> jr.estimators.EstimatorInfo:
+        """The estimator's record: its cost per draw, bias, distributions."""
+        return jr.estimators.INFO[self.name]
+
+    @property
+    def unbiased(self) -> bool:
+        return self.info.unbiased
+
     def draw_cost(self, latent_shape: tuple[int, ...], dist: str) -> int:
         """``f`` evaluations one draw costs for logits of ``latent_shape``."""
-        return self.cost if self.cost_fn is None else self.cost_fn(tuple(latent_shape), dist)
+        shape = tuple(latent_shape)
+        if dist == "bernoulli":  # D bits of K = 2 states
+            num_variables, num_states = int(np.prod(shape)), 2
+        else:  # D rows of K classes
+            num_variables, num_states = int(np.prod(shape[:-1])), shape[-1]
+        cost = self.info.cost_per_draw(num_variables, num_states)
+        return cost + (LEARNED_COST if self.learned else 0)
 
     def runs_on(self, latent_shape: tuple[int, ...], dist: str) -> bool:
         """Whether this estimator is run on logits of ``latent_shape`` of family ``dist``."""
@@ -85,45 +79,30 @@ class Spec:
         return dist in self.dists and (not self.one_variable or one)
 
 
-def _indecater_cost(latent_shape: tuple[int, ...], dist: str) -> int:
-    # every state of every variable: D · K (categorical, logits [D, K]), 2 · D (Bernoulli)
-    return int(np.prod(latent_shape)) * (2 if dist == "bernoulli" else 1)
-
-
-def _arsm_cost(latent_shape: tuple[int, ...], dist: str) -> int:
-    del dist
-    k = latent_shape[-1]  # the action and its K (K - 1) / 2 swap pseudo actions
-    return k * (k - 1) // 2 + 1
-
+#: ``f`` evaluations per draw of the bench's RELAX control variate (``f`` at ``σ(z / T)``
+#: and ``σ(z̃ / T)``, see ``relax_control_variate``), on top of RELAX's own ``f(b)``.
+LEARNED_COST = 2
 
 _BOTH = ("bernoulli", "categorical")
 
 SPECS: tuple[Spec, ...] = (
-    Spec("reinforce", "reinforce", 1),
-    Spec("reinforce+loo", "reinforce", 1, (("baseline", "loo"),), min_count=2, dists=_BOTH),
-    Spec("unordered_set", "unordered_set", 1, dists=("categorical",), one_variable=True),
-    Spec("gumbel_softmax", "gumbel_softmax", 1, unbiased=False, dists=_BOTH),
-    Spec("st_gumbel_softmax", "st_gumbel_softmax", 1, unbiased=False, dists=_BOTH),
-    Spec("straight_through", "straight_through", 1, unbiased=False),
-    Spec("gapped_st", "gapped_st", 1, unbiased=False, dists=_BOTH),
-    Spec("reinmax", "reinmax", 1, unbiased=False, dists=_BOTH),
+    Spec("reinforce", "reinforce"),
+    Spec("reinforce+loo", "reinforce", (("baseline", "loo"),), min_count=2, dists=_BOTH),
+    Spec("unordered_set", "unordered_set", dists=("categorical",), one_variable=True),
+    Spec("gumbel_softmax", "gumbel_softmax", dists=_BOTH),
+    Spec("st_gumbel_softmax", "st_gumbel_softmax", dists=_BOTH),
+    Spec("straight_through", "straight_through"),
+    Spec("gapped_st", "gapped_st", dists=_BOTH),
+    Spec("reinmax", "reinmax", dists=_BOTH),
     # num_mc = 4 conditional Gumbel draws (Paulus et al. use up to 1000; each draw costs a
     # softmax and a backward pass through it, the VAE's bottleneck at 10).
-    Spec(
-        "gumbel_rao",
-        "gumbel_rao",
-        1,
-        (("num_mc", 4),),
-        categorical_view=True,
-        unbiased=False,
-        dists=_BOTH,
-    ),
-    Spec("arm", "arm", 2),
-    Spec("disarm", "disarm", 2, dists=_BOTH),
-    Spec("arsm", "arsm", 0, cost_fn=_arsm_cost, dists=("categorical",)),
-    Spec("indecater", "indecater", 0, cost_fn=_indecater_cost, dists=_BOTH),
-    Spec("rebar", "rebar", 3),
-    Spec("relax", "relax", 3, learned=True),
+    Spec("gumbel_rao", "gumbel_rao", (("num_mc", 4),), categorical_view=True, dists=_BOTH),
+    Spec("arm", "arm"),
+    Spec("disarm", "disarm", dists=_BOTH),
+    Spec("arsm", "arsm", dists=("categorical",)),
+    Spec("indecater", "indecater", dists=_BOTH),
+    Spec("rebar", "rebar"),
+    Spec("relax", "relax", learned=True),
 )
 
 

@@ -416,6 +416,8 @@ def test_every_spec_builds_at_the_budget():
     seen = set()
     for spec in _estimators.SPECS:
         assert spec.name in jr.estimators.__all__, spec.label
+        # the suites run it only on families its record (jr.estimators.INFO) lists
+        assert set(spec.dists) <= set(spec.info.distributions), spec.label
         for dist in spec.dists:
             shape = (3,) if dist == "bernoulli" else ((4,) if spec.one_variable else (3, 4))
             built = _estimators.build(

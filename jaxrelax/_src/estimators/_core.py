@@ -25,28 +25,25 @@ the estimator's single-sample variance, since ``E[ĝ]`` does not depend on ``cv_
 
 Higher derivatives. W.r.t. ``args`` every order is that of ``value`` (ordinary
 autodiff through ``f``). W.r.t. ``params`` the first derivative is the estimator; the
-second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is, by estimator:
+second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is what the
+estimator's record says (:data:`HigherOrder`): exact (``exact``: surrogate
+``Σ (p − sg(p)) f``), an unbiased estimate (``reinforce``: the DiCE magic box,
+``_autodiff.magic_box_minus_one``), autodiff of the (relaxed) Monte Carlo objective, the
+derivative of a biased surrogate (straight-through; REBAR and RELAX, where it serves the
+variance gradient but lacks the score outer-product term of ``∇²E``), or a
+``NotImplementedError`` (:func:`first_order_only`), never a silent 0.
 
-* ``exact``: exact to every order (surrogate ``Σ (p − sg(p)) f``);
-* ``pathwise`` and ``gumbel_softmax``: autodiff of the (relaxed) Monte Carlo objective,
-  an unbiased estimate of its Hessian when the ``Reparam``'s transform has exact
-  second derivatives;
-* ``reinforce``: unbiased (DiCE magic box, ``_autodiff.magic_box_minus_one``), for every
-  baseline and control variate;
-* ``arm``, ``disarm``: not implemented — raises ``NotImplementedError``
-  (:func:`first_order_only`), never a silent 0;
-* ``st_gumbel_softmax``, ``straight_through``, ``gumbel_rao``: the derivative of the
-  straight-through surrogate (biased, like their first derivative);
-* ``rebar``, ``relax``: the derivative of the surrogate ``coef · log p + c(z) − c(z̃)``;
-  defined and used for the variance gradient (mixed ``cv``/``params``), but it is *not*
-  an unbiased estimate of ``∇²E`` (it lacks the score outer-product term).
+Each estimator's facts (the ``dist`` values it takes, its ``f`` evaluations, bias,
+higher derivatives, options that must be positive) are one :class:`EstimatorInfo`,
+defined beside its rule and passed to :func:`register` and :class:`Estimator`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar, get_args
 
 import jax
 import jax.numpy as jnp
@@ -56,15 +53,136 @@ from jaxrelax._src import _autodiff, _checks
 from jaxrelax._src.estimators import _dists
 
 __all__ = [
+    "INFO",
     "Call",
     "Estimator",
+    "EstimatorInfo",
+    "HigherOrder",
     "check_num_samples",
-    "dist_required",
     "estimate",
     "first_order_only",
+    "register",
     "sample_keys",
     "sampling_rule",
 ]
+
+#: What a second derivative w.r.t. ``params`` is (``jax.hessian``, grad of grad):
+#: ``"exact"`` exact to every order; ``"unbiased"`` an unbiased estimate of ``∇²E`` (DiCE);
+#: ``"autodiff"`` autodiff of the Monte Carlo (or relaxed) objective; ``"surrogate"`` the
+#: derivative of the surrogate, biased; ``"raises"`` ``NotImplementedError``, never a silent 0.
+HigherOrder = Literal["exact", "unbiased", "autodiff", "surrogate", "raises"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EstimatorInfo:
+    """The facts that distinguish one estimator of ``jr.estimators``, written once.
+
+    Each estimator's file defines its record beside its rule; the constructor reads the
+    ``dist`` values it accepts and the options it checks from it, and the contract tests,
+    the benchmark's budgets and the docs tables are checked against it. The records are
+    collected in ``jr.estimators.INFO``, keyed by ``name``.
+
+    Attributes:
+      name: the constructor's name in ``jr.estimators``.
+      paper: the paper(s) it comes from, as the docs table cites them.
+      distributions: the ``dist`` values it accepts: ``"bernoulli"``, ``"categorical"``
+        and ``"reparam"`` (a callable ``params -> jr.reparam.Reparam``).
+      f_evals: evaluations of ``f`` in one estimate with the default options,
+        ``f_evals(num_samples, D, K)`` for ``D`` variables of ``K`` states each (``K = 2``
+        for Bernoulli), as the traced program runs them.
+      f_evals_text: the same as a formula in ``n`` (``num_samples``), ``D`` and ``K``, as
+        the docs tables print it (``"2n"``, ``"n · D · K"``).
+      unbiased: whether the gradient w.r.t. ``params`` is unbiased (for the objective the
+        estimator defines; ``vimco`` and ``iwae`` estimate multi-sample bounds).
+      needs_df: whether it differentiates ``f`` w.r.t. its sample ``x``.
+      higher_order: what its second derivative w.r.t. ``params`` (``jax.hessian``, grad
+        of grad) is: ``"exact"``; ``"unbiased"``, an unbiased estimate of ``∇²E``;
+        ``"autodiff"`` of the Monte Carlo (or relaxed) objective; ``"surrogate"``, the
+        derivative of a biased surrogate; ``"raises"`` ``NotImplementedError``.
+      positive_options: keyword options that must be ``> 0``: checked at construction when
+        concrete, and when traced an invalid value makes the output and gradients NaN.
+      points_per_draw: distinct points at which one draw evaluates ``f``, where fewer than
+        ``f_evals(1, D, K)`` (REBAR evaluates ``f`` at ``σ(z̃)`` twice; RELAX's
+        variance-gradient pass evaluates ``f(b)`` again); ``None`` otherwise.
+
+    Examples:
+      >>> info = jr.estimators.INFO["disarm"]
+      >>> info.distributions, info.unbiased, info.needs_df, info.higher_order
+      (('bernoulli', 'categorical'), True, False, 'raises')
+      >>> info.f_evals(4, 3, 2)  # 4 antithetic pairs: 2 evaluations each
+      8
+      >>> jr.estimators.INFO["rebar"].cost_per_draw(3, 2)  # f at b, σ(z / T), σ(z̃ / T)
+      3
+    """
+
+    name: str
+    paper: str
+    distributions: tuple[_dists.DistKind, ...]
+    f_evals: Callable[[int, int, int], int]
+    f_evals_text: str
+    unbiased: bool
+    needs_df: bool
+    higher_order: HigherOrder
+    positive_options: tuple[str, ...] = ()
+    points_per_draw: int | None = None
+
+    def __post_init__(self):
+        kinds = ("bernoulli", "categorical", "reparam")
+        if not self.distributions or not set(self.distributions) <= set(kinds):
+            raise ValueError(
+                f"`distributions` of {self.name} must be a non-empty tuple of {kinds}, got "
+                f"{self.distributions!r}."
+            )
+        if self.higher_order not in get_args(HigherOrder):
+            raise ValueError(
+                f"`higher_order` of {self.name} must be one of {get_args(HigherOrder)}, got "
+                f"{self.higher_order!r}."
+            )
+
+    def cost_per_draw(self, num_variables: int, num_states: int) -> int:
+        """Evaluations of ``f`` one draw (one sample, pair or set member) costs, each point
+        counted once: the cost the papers quote and the benchmark budgets."""
+        if self.points_per_draw is not None:
+            return self.points_per_draw
+        return self.f_evals(1, num_variables, num_states)
+
+
+class _Records(Mapping[str, EstimatorInfo]):
+    """Every estimator's record (``jr.estimators.EstimatorInfo``), keyed by its name.
+
+    Read-only; filled as each estimator's module is imported (by ``register``), and
+    ``jr.estimators`` imports them all.
+
+    Examples:
+      >>> sorted(n for n, info in jr.estimators.INFO.items() if "reparam" in info.distributions)
+      ['iwae', 'pathwise', 'reinforce']
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, EstimatorInfo] = {}
+
+    def __getitem__(self, name: str) -> EstimatorInfo:
+        try:
+            return self._records[name]
+        except KeyError:
+            raise KeyError(f"no estimator {name!r}; one of {sorted(self._records)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __repr__(self) -> str:
+        return f"jr.estimators.INFO({sorted(self._records)})"
+
+
+INFO = _Records()
+"""Every estimator's record (``jr.estimators.EstimatorInfo``), keyed by its name; read-only.
+
+``{name: info.unbiased for name, info in jr.estimators.INFO.items()}`` says which are
+unbiased; ``jr.estimators.INFO["disarm"].distributions`` which ``dist`` DisARM takes.
+"""
 
 
 class Call(NamedTuple):
@@ -73,27 +191,31 @@ class Call(NamedTuple):
     f: Callable[[jax.Array], jax.Array]  # x -> f(x, *args), args live
     f_fixed: Callable[[jax.Array], jax.Array]  # x -> f(x, *stop_gradient(args))
     args_fixed: tuple  # stop_gradient(args)
-    cv_params: Any  # control-variate parameters (stop-gradient'ed in the surrogate)
+    cv_params: object  # control-variate parameters (stop-gradient'ed in the surrogate)
     args: tuple = ()  # the live args (for DiCE-style surrogates whose value is 0)
 
 
-Rule = Callable[[Any, jax.Array, Call], tuple[jax.Array, jax.Array]]
+Rule = Callable[[object, jax.Array, Call], tuple[jax.Array, jax.Array]]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def dist_required(*allowed: _dists.DistKind) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorates an estimator constructor ``NAME(f, dist, ...)`` whose ``dist`` is required.
+def register(info: EstimatorInfo) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorates the estimator constructor ``NAME(f, dist, ...)`` whose record is ``info``.
 
-    A call without ``dist`` (neither second positional nor keyword) raises a ``TypeError``
-    naming it and the choices ``allowed`` (``"bernoulli"``, ``"categorical"``,
-    ``"reparam"``), instead of Python's bare "missing 1 required positional argument".
-    The signature is unchanged (``dist`` has no default), so type checkers flag it too.
+    Adds ``info`` to :data:`INFO`, and makes a call without ``dist`` (neither second
+    positional nor keyword) a ``TypeError`` naming it and the choices
+    ``info.distributions``, instead of Python's bare "missing 1 required positional
+    argument". The signature is unchanged (``dist`` has no default), so type checkers flag
+    it too.
     """
-    choices = _dists.describe(allowed)
+    choices = _dists.describe(info.distributions)
 
     def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        if fn.__name__ != info.name:
+            raise ValueError(f"the record {info.name!r} decorates {fn.__name__}().")
+
         @functools.wraps(fn)
         def constructor(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             has_f = len(args) >= 1 or "f" in kwargs
@@ -101,6 +223,7 @@ def dist_required(*allowed: _dists.DistKind) -> Callable[[Callable[_P, _R]], Cal
                 raise TypeError(f"{fn.__name__}() missing the required argument `dist`: {choices}.")
             return fn(*args, **kwargs)
 
+        INFO._records[info.name] = info  # the registry's one writer
         return constructor
 
     return wrap
@@ -155,7 +278,7 @@ def _scalar(y: ArrayLike, name: str) -> jax.Array:
     return y
 
 
-def _sum_squares(tree: Any) -> jax.Array:
+def _sum_squares(tree: object) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return sum(
         (jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in leaves),
@@ -166,11 +289,11 @@ def _sum_squares(tree: Any) -> jax.Array:
 def estimate(
     f: Callable[..., jax.Array],
     rule: Rule,
-    params: Any,
+    params: object,
     key: ArrayLike,
     args: tuple,
     *,
-    cv_params: Any = None,
+    cv_params: object = None,
     variance_grad: bool = False,
 ) -> jax.Array:
     """Runs ``rule`` and assembles the estimator's value and gradients (see module doc)."""
@@ -205,25 +328,27 @@ class Estimator:
     """``E(params, key, *args)``: a differentiable Monte Carlo expectation of ``f``.
 
     Built by the functions of ``jr.estimators``; ``jax.grad`` w.r.t. ``params`` is the
-    estimator named by ``name``, w.r.t. ``args`` the pathwise gradient through ``f``.
+    estimator ``info.name``, w.r.t. ``args`` the pathwise gradient through ``f``.
+    ``options`` are the constructor's keyword options as given (shown by ``repr``); those
+    the record lists as ``positive_options`` are checked here, once.
     """
 
     def __init__(
         self,
-        name: str,
+        info: EstimatorInfo,
         f: Callable[..., jax.Array],
         dist: _dists.Dist,
         rule: Rule,
         num_samples: int,
         *,
+        options: Mapping[str, object] | None = None,
         cv_params_arg: bool = False,
-        cv_params: Any = None,
-        options: dict | None = None,
-        positive: tuple[tuple[str, Any], ...] = (),
+        cv_params: object = None,
     ):
         if not callable(f):
             raise TypeError(f"`f` must be a callable f(x, *args) -> scalar, got {f!r}.")
-        self.name = name
+        self.info = info
+        self.name = info.name
         self.f = f
         self.dist = dist
         self.rule = rule
@@ -231,15 +356,18 @@ class Estimator:
         self.cv_params_arg = cv_params_arg
         self._cv_params = cv_params
         self.options = dict(options or {})
+        positive = [(name, self.options[name]) for name in info.positive_options]
+        for name, v in positive:
+            _checks.check_positive(v, name)
         # Positive options given as arrays (e.g. a traced temperature): their shape is
         # checked against ``params`` at call time and, when traced, an invalid value
-        # poisons the output. Python numbers were checked by the constructor: no cost.
+        # poisons the output. Python numbers were checked above: no cost per call.
         self._positive = tuple((n, v) for n, v in positive if not isinstance(v, (int, float)))
 
-    def _check_options(self, params: Any) -> list:
+    def _check_options(self, params: Any) -> list[jax.Array | None]:
         if not self._positive:
             return []
-        if getattr(self.dist, "discrete", False):
+        if self.dist.discrete:
             shape = tuple(jnp.shape(params))
             for name, v in self._positive:
                 _checks.check_broadcasts_to(v, shape, name, "params")

@@ -339,15 +339,19 @@ def get(
     )
 
 
-def get_discrete(dist: DistArg, allowed: tuple[DistName, ...]) -> Bernoulli | Categorical:
-    """:func:`get` for the estimators that take only a named discrete family."""
+def get_discrete(dist: DistArg, allowed: tuple[DistKind, ...]) -> Bernoulli | Categorical:
+    """:func:`get` for the estimators that take only named discrete families (their
+    record's ``allowed`` has no ``"reparam"``)."""
     d = get(dist, allowed)
-    assert not isinstance(d, ReparamDist)  # `allowed` has no "reparam": `get` raised.
+    if isinstance(d, ReparamDist):
+        raise AssertionError(f"`allowed` {allowed} must not hold 'reparam' here.")
     return d
 
 
-def get_reparam(dist: DistArg) -> ReparamDist:
-    """:func:`get` for the estimators that take only a callable ``params -> Reparam``."""
-    d = get(dist, ("reparam",))
-    assert isinstance(d, ReparamDist)  # `allowed` is ("reparam",): `get` raised otherwise.
+def get_reparam(dist: DistArg, allowed: tuple[DistKind, ...] = ("reparam",)) -> ReparamDist:
+    """:func:`get` for the estimators that take only a callable ``params -> Reparam``
+    (their record's ``allowed`` is ``("reparam",)``)."""
+    d = get(dist, allowed)
+    if not isinstance(d, ReparamDist):
+        raise AssertionError(f"`allowed` {allowed} must be ('reparam',) here.")
     return d

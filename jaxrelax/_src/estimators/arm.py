@@ -15,10 +15,39 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["arm", "disarm"]
 
+ARM = _core.EstimatorInfo(
+    name="arm",
+    paper="Yin & Zhou 2019",
+    distributions=("bernoulli",),
+    f_evals=lambda n, D, K: 2 * n,
+    f_evals_text="2n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
 
-def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
-    d = _dists.get_discrete(dist, ("bernoulli",))
+DISARM = _core.EstimatorInfo(
+    name="disarm",
+    paper="Dong et al. 2020; categorical (stick-breaking): Dong, Mnih & Tucker 2021",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: 2 * n,
+    f_evals_text="2n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
 
+#: ``grad_rule(logits, u, b1, b2, f(b1) − f(b2)) -> ĝ`` of one antithetic Bernoulli pair.
+GradRule = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def _antithetic(
+    info: _core.EstimatorInfo,
+    f: Callable[..., jax.Array],
+    d: _dists.Bernoulli | _dists.Categorical,
+    n: int,
+    grad_rule: GradRule,
+) -> _core.Estimator:
     def rule(params, key, call):
         logits = d.logits(params)
         dtype = d.out_dtype(params)
@@ -37,13 +66,13 @@ def _antithetic(name: str, f, dist, n: int, grad_rule) -> _core.Estimator:
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
         # Linear in the logits: its second derivative would be a silent 0, so it raises.
         g = _autodiff.sg(jnp.mean(grads, axis=0))
-        surrogate = jnp.sum(g * _core.first_order_only(logits, name))
+        surrogate = jnp.sum(g * _core.first_order_only(logits, info.name))
         return jnp.mean(values), surrogate
 
-    return _core.Estimator(name, f, d, rule, n)
+    return _core.Estimator(info, f, d, rule, n)
 
 
-@_core.dist_required("bernoulli")
+@_core.register(ARM)
 def arm(
     f: Callable[..., jax.Array],
     dist: Literal["bernoulli"],
@@ -79,11 +108,12 @@ def arm(
       ``NotImplementedError``.
     """
     n = _core.check_num_samples(num_samples)
+    d = _dists.get_discrete(dist, ARM.distributions)
 
     def grad_rule(lg, u, b1, b2, df):
         return df * (u - 0.5)
 
-    return _antithetic("arm", f, dist, n, grad_rule)
+    return _antithetic(ARM, f, d, n, grad_rule)
 
 
 def _stick_breaking(logits: jax.Array):
@@ -116,14 +146,16 @@ def _stick_breaking(logits: jax.Array):
     return order, eta, eta_hard
 
 
-def _disarm_categorical(f, d, n: int) -> _core.Estimator:
+def _disarm_categorical(
+    f: Callable[..., jax.Array], d: _dists.Bernoulli | _dists.Categorical, n: int
+) -> _core.Estimator:
     def rule(params, key, call):
         logits = d.logits(params)
         dtype = d.out_dtype(params)
         k = logits.shape[-1]
         # Its Jacobian is the identity and its Hessian raises: a second derivative of the
         # surrogate (which is not an estimate of ∇²E) is never returned silently.
-        order, eta, eta_hard = _stick_breaking(_core.first_order_only(logits, "disarm"))
+        order, eta, eta_hard = _stick_breaking(_core.first_order_only(logits, DISARM.name))
         order = _autodiff.sg(order)
         q = jax.nn.sigmoid(eta_hard)
         all_masked = jnp.all(jnp.isneginf(logits), axis=-1, keepdims=True)
@@ -162,10 +194,10 @@ def _disarm_categorical(f, d, n: int) -> _core.Estimator:
         surrogate = jnp.sum(g * (eta - _autodiff.sg(eta)))
         return jnp.mean(values), surrogate
 
-    return _core.Estimator("disarm", f, d, rule, n)
+    return _core.Estimator(DISARM, f, d, rule, n)
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(DISARM)
 def disarm(
     f: Callable[..., jax.Array],
     dist: Literal["bernoulli", "categorical"],
@@ -230,7 +262,7 @@ def disarm(
       a second derivative w.r.t. ``params`` raises ``NotImplementedError``.
     """
     n = _core.check_num_samples(num_samples)
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, DISARM.distributions)
     if d.name == "categorical":
         return _disarm_categorical(f, d, n)
 
@@ -240,4 +272,4 @@ def disarm(
         differ = (b1 != b2).astype(lg.dtype)
         return 0.5 * (-df) * sign * differ * jax.nn.sigmoid(jnp.abs(lg))
 
-    return _antithetic("disarm", f, dist, n, grad_rule)
+    return _antithetic(DISARM, f, d, n, grad_rule)

@@ -14,6 +14,17 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["arsm"]
 
+ARSM = _core.EstimatorInfo(
+    name="arsm",
+    paper="Yin, Yue & Zhou 2019",
+    distributions=("categorical",),
+    f_evals=lambda n, D, K: (K * (K - 1) // 2 + 1) * n,
+    f_evals_text="(K(K − 1)/2 + 1) · n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
+
 
 def _swaps(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``K(K − 1)/2`` pairs ``c < j`` and, for each, the index map of ``π^{c⇌j}``."""
@@ -24,7 +35,7 @@ def _swaps(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return c, j, perm
 
 
-@_core.dist_required("categorical")
+@_core.register(ARSM)
 def arsm(
     f: Callable[..., jax.Array],
     dist: Literal["categorical"],
@@ -71,7 +82,7 @@ def arsm(
       variance when ``f`` is constant. First derivatives only: a second derivative
       w.r.t. ``params`` raises ``NotImplementedError``.
     """
-    d = _dists.get_discrete(dist, ("categorical",))
+    d = _dists.get_discrete(dist, ARSM.distributions)
     n = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
@@ -103,8 +114,8 @@ def arsm(
         values, grads = jax.vmap(one_draw)(_core.sample_keys(key, n))
         g = _autodiff.sg(jnp.mean(grads, axis=0))
         # Linear in the logits: its second derivative would be a silent 0, so it raises.
-        x = _core.first_order_only(jnp.where(masked, 0.0, logits), "arsm")
+        x = _core.first_order_only(jnp.where(masked, 0.0, logits), ARSM.name)
         surrogate = jnp.sum(g * (x - _autodiff.sg(x)))
         return jnp.mean(values), surrogate
 
-    return _core.Estimator("arsm", f, d, rule, n)
+    return _core.Estimator(ARSM, f, d, rule, n)

@@ -12,8 +12,19 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["exact"]
 
+EXACT = _core.EstimatorInfo(
+    name="exact",
+    paper="enumeration",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: K**D,
+    f_evals_text="K^D",
+    unbiased=True,
+    needs_df=False,
+    higher_order="exact",
+)
 
-@_core.dist_required("bernoulli", "categorical")
+
+@_core.register(EXACT)
 def exact(
     f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
@@ -24,8 +35,8 @@ def exact(
 
     ``f`` is evaluated once per joint state (batched with ``vmap``) and never
     differentiated w.r.t. ``x``. Use it as the reference for the other estimators, or
-    as the estimator itself for small problems. There are ``2^n`` joint states for ``n``
-    Bernoulli variables and ``K^n`` for ``n`` categorical variables of ``K`` classes; more
+    as the estimator itself for small problems. There are ``2^D`` joint states for ``D``
+    Bernoulli variables and ``K^D`` for ``D`` categorical variables of ``K`` classes; more
     than ``2**16`` raises ``ValueError`` (the value is checked at call time, from the
     shape of ``params``).
 
@@ -44,13 +55,13 @@ def exact(
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).round(4)
       Array([0.025, 0.025, 0.025], dtype=float32)
 
-    .. note:: Unbiased with zero variance. ``2^n`` (Bernoulli) or ``K^n`` (categorical)
-      evaluations of ``f`` per estimate, one per joint state, no derivative of ``f``: the
-      cost grows exponentially with the number of variables. Exact to every order:
+    .. note:: Unbiased with zero variance. ``K^D`` evaluations of ``f`` per estimate, one
+      per joint state of the ``D`` variables (``2^D`` for Bernoulli), no derivative of
+      ``f``: the cost grows exponentially with the number of variables. Exact to every order:
       ``jax.hessian`` w.r.t. ``params`` is ``Σ_x f(x) ∇²p(x)``, mixed ``params``/``args``
       derivatives are ``Σ_x ∇p(x) ∂f/∂args``.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, EXACT.distributions)
     _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
@@ -73,4 +84,4 @@ def exact(
         surrogate = jnp.sum((p - _autodiff.sg(p)) * fx.astype(p.dtype))
         return value, surrogate
 
-    return _core.Estimator("exact", f, d, rule, num_samples)
+    return _core.Estimator(EXACT, f, d, rule, num_samples)

@@ -8,10 +8,22 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics
+from jaxrelax._src import _autodiff, _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["gapped_st"]
+
+GAPPED_ST = _core.EstimatorInfo(
+    name="gapped_st",
+    paper="Fan et al. 2022",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="surrogate",
+    positive_options=("temperature", "gap"),
+)
 
 
 def gapped_logits(logits: jax.Array, hard: jax.Array, gap: ArrayLike) -> jax.Array:
@@ -38,7 +50,7 @@ def _gapped_categorical(
     return _autodiff.straight_through(hard, soft)
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(GAPPED_ST)
 def gapped_st(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -90,10 +102,8 @@ def gapped_st(
       straight-through surrogate ``softmax(θ̃ / T)`` (biased as well). A traced
       ``temperature`` or ``gap`` <= 0 makes the value and gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, GAPPED_ST.distributions)
     n = _core.check_num_samples(num_samples)
-    _checks.check_temperature(temperature)
-    _checks.check_positive(gap, "gap")
 
     def draw(logits, key):
         hard = d.sample(logits, key)
@@ -105,11 +115,10 @@ def gapped_st(
         return _gapped_categorical(two, jnp.stack([1.0 - hard, hard], axis=-1), t, g)[..., 1]
 
     return _core.Estimator(
-        "gapped_st",
+        GAPPED_ST,
         f,
         d,
         _core.sampling_rule(d, n, draw),
         n,
         options={"temperature": temperature, "gap": gap},
-        positive=(("temperature", temperature), ("gap", gap)),
     )

@@ -8,13 +8,25 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _autodiff
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["gumbel_rao"]
 
+GUMBEL_RAO = _core.EstimatorInfo(
+    name="gumbel_rao",
+    paper="Paulus et al. 2021",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="surrogate",
+    positive_options=("temperature",),
+)
 
-@_core.dist_required("bernoulli", "categorical")
+
+@_core.register(GUMBEL_RAO)
 def gumbel_rao(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -60,10 +72,9 @@ def gumbel_rao(
       w.r.t. ``params`` is that of the straight-through surrogate (biased as well).
       A traced ``temperature`` <= 0 makes the value and gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, GUMBEL_RAO.distributions)
     n = _core.check_num_samples(num_samples)
     m = _core.check_num_samples(num_mc, "num_mc")
-    _checks.check_temperature(temperature)
 
     def draw(logits, key):
         k_z, k_v = jax.random.split(key)
@@ -82,11 +93,10 @@ def gumbel_rao(
         return _autodiff.straight_through(b, soft)
 
     return _core.Estimator(
-        "gumbel_rao",
+        GUMBEL_RAO,
         f,
         d,
         _core.sampling_rule(d, n, draw),
         n,
         options={"temperature": temperature, "num_mc": num_mc},
-        positive=(("temperature", temperature),),
     )

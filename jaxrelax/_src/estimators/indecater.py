@@ -12,8 +12,19 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["indecater"]
 
+INDECATER = _core.EstimatorInfo(
+    name="indecater",
+    paper="De Smet et al. 2023",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n * D * K,
+    f_evals_text="n · D · K",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
 
-@_core.dist_required("bernoulli", "categorical")
+
+@_core.register(INDECATER)
 def indecater(
     f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
@@ -59,14 +70,14 @@ def indecater(
       ``NotImplementedError``; mixed ``params``/``args`` derivatives are the IndeCateR
       estimate of ``∇_θ E[∂f/∂args]``.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, INDECATER.distributions)
     n = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
         logits = d.logits(params)
         dtype = d.out_dtype(params)
         shape = tuple(logits.shape)
-        live = _core.first_order_only(logits, "indecater")
+        live = _core.first_order_only(logits, INDECATER.name)
         if d.name == "categorical":
             k = shape[-1]
             probs = _numerics.softmax(live, 1.0, -1).reshape(-1, k)  # [D, K]
@@ -99,4 +110,4 @@ def indecater(
         values, surrogates = jax.vmap(one)(_core.sample_keys(key, n))
         return jnp.mean(values), jnp.mean(surrogates)
 
-    return _core.Estimator("indecater", f, d, rule, n)
+    return _core.Estimator(INDECATER, f, d, rule, n)

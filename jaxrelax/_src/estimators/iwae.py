@@ -16,12 +16,24 @@ __all__ = ["iwae"]
 
 _GRADIENTS = ("reparam", "stl", "dreg")
 
+# The facts of the default ``gradient="dreg"``.
+IWAE = _core.EstimatorInfo(
+    name="iwae",
+    paper="Burda et al. 2016; STL: Roeder et al. 2017; DReG: Tucker et al. 2019",
+    distributions=("reparam",),
+    f_evals=lambda n, D, K: 2 * n,
+    f_evals_text="2n",
+    unbiased=True,
+    needs_df=True,
+    higher_order="raises",
+)
+
 
 def _log_mean_exp(lw: jax.Array) -> jax.Array:
     return jax.nn.logsumexp(lw) - jnp.asarray(math.log(lw.shape[0]), lw.dtype)
 
 
-@_core.dist_required("reparam")
+@_core.register(IWAE)
 def iwae(
     f: Callable[..., jax.Array],
     dist: Callable[[Any], Any],
@@ -81,10 +93,10 @@ def iwae(
       Objectives <https://arxiv.org/abs/1810.04152>`_, 2019.
 
     .. note:: ``reparam`` and ``dreg`` are unbiased for ``∇L_m``; ``stl`` is unbiased for
-      ``m = 1`` only. ``num_samples`` evaluations of ``f`` per estimate for ``"reparam"``
-      and ``"stl"``; ``2 · num_samples`` evaluations of ``f`` per estimate for ``"dreg"``
-      (at the stop-gradient'ed draws for the ``args`` gradient, at the live draws for the
-      ``params`` one); all need ``∂f/∂z``. Higher derivatives: ``"reparam"`` is autodiff of
+      ``m = 1`` only. ``2 · num_samples`` evaluations of ``f`` per estimate with the
+      default ``"dreg"`` (at the stop-gradient'ed draws for the ``args`` gradient, at the
+      live draws for the ``params`` one), ``num_samples`` with ``"reparam"`` and
+      ``"stl"``; all need ``∂f/∂z``. Higher derivatives: ``"reparam"`` is autodiff of
       ``L̂`` (unbiased for ``∇²L_m`` when the transform has exact second derivatives);
       ``"stl"`` and ``"dreg"`` have unbiased ``args`` and mixed ``params``/``args``
       derivatives of their estimator, and raise ``NotImplementedError`` for a second
@@ -97,7 +109,7 @@ def iwae(
         )
     if gradient not in _GRADIENTS:
         raise ValueError(f"`gradient` must be one of {_GRADIENTS}, got {gradient!r}.")
-    d = _dists.get_reparam(dist)
+    d = _dists.get_reparam(dist, IWAE.distributions)
     m = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
@@ -109,7 +121,7 @@ def iwae(
             return value, jnp.zeros((), value.dtype)
         fixed = _autodiff.sg(params)
         # The draws' path to ``params`` has a first derivative only (the second raises).
-        live = jax.tree_util.tree_map(lambda p: _core.first_order_only(p, "iwae"), params)
+        live = jax.tree_util.tree_map(lambda p: _core.first_order_only(p, IWAE.name), params)
         zs = jax.vmap(lambda k: d.rsample(live, k))(keys)
 
         def log_weight(z):
@@ -128,4 +140,4 @@ def iwae(
         w2 = jnp.square(jax.nn.softmax(lw0))
         return value, jnp.sum(w2 * (lw - lw0))
 
-    return _core.Estimator("iwae", f, d, rule, m, options={"gradient": gradient})
+    return _core.Estimator(IWAE, f, d, rule, m, options={"gradient": gradient})

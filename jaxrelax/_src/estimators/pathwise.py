@@ -12,8 +12,19 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["pathwise"]
 
+PATHWISE = _core.EstimatorInfo(
+    name="pathwise",
+    paper="Kingma & Welling 2014; Rezende et al. 2014",
+    distributions=("reparam",),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=True,
+    needs_df=True,
+    higher_order="autodiff",
+)
 
-@_core.dist_required("reparam")
+
+@_core.register(PATHWISE)
 def pathwise(
     f: Callable[..., jax.Array],
     dist: Callable[[Any], Any],
@@ -58,7 +69,7 @@ def pathwise(
             f"{dist!r}; discrete variables have no pathwise gradient (see gumbel_softmax, "
             "rebar, relax)."
         )
-    d = _dists.get_reparam(dist)
+    d = _dists.get_reparam(dist, PATHWISE.distributions)
     n = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
@@ -66,4 +77,4 @@ def pathwise(
         value = jnp.mean(jax.vmap(call.f)(xs))
         return value, jnp.zeros((), value.dtype)
 
-    return _core.Estimator("pathwise", f, d, rule, n)
+    return _core.Estimator(PATHWISE, f, d, rule, n)

@@ -13,7 +13,6 @@ unbiased for any differentiable control variate ``c``. REBAR takes
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +24,34 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["rebar", "relax"]
 
+REBAR = _core.EstimatorInfo(
+    name="rebar",
+    paper="Tucker et al. 2017",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: 4 * n,
+    f_evals_text="4n",
+    unbiased=True,
+    needs_df=True,
+    higher_order="surrogate",
+    positive_options=("temperature",),
+    points_per_draw=3,  # b, σ(z / T) and σ(z̃ / T), the last twice (live and fixed logits)
+)
+
+RELAX = _core.EstimatorInfo(
+    name="relax",
+    paper="Grathwohl et al. 2018",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: 2 * n,
+    f_evals_text="2n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="surrogate",
+    points_per_draw=1,  # b, again in the variance-gradient pass
+)
+
 
 def _rule(
-    d: _dists.DiscreteDist, n: int, control: Callable[[jax.Array, Any, _core.Call], jax.Array]
+    d: _dists.DiscreteDist, n: int, control: Callable[[jax.Array, object, _core.Call], jax.Array]
 ) -> _core.Rule:
     """The shared REBAR / RELAX rule; ``control(z, cv_params, call) -> c(z)``."""
 
@@ -63,7 +87,7 @@ def _rule(
     return rule
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(REBAR)
 def rebar(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -116,9 +140,8 @@ def rebar(
       surrogate's, not an unbiased ``∇²E``. A traced ``temperature`` <= 0 makes the value
       and gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, REBAR.distributions)
     n = _core.check_num_samples(num_samples)
-    _checks.check_temperature(temperature)
     _checks.as_float_array(eta, "eta")
     # NumPy, not jnp: under an outer jit a jnp op on a constant is staged out (a tracer).
     eta_v = _checks.concrete_value(eta)
@@ -132,18 +155,17 @@ def rebar(
         return e * call.f_fixed(d.relax(z, t))
 
     return _core.Estimator(
-        "rebar",
+        REBAR,
         f,
         d,
         _rule(d, n, control),
         n,
-        cv_params=constants if traced else None,
         options={"temperature": temperature, "eta": eta},
-        positive=(("temperature", temperature),),
+        cv_params=constants if traced else None,
     )
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(RELAX)
 def relax(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -200,7 +222,7 @@ def relax(
       and at ``z̃`` with the logits held fixed.
       A second derivative w.r.t. ``params`` is the surrogate's, not an unbiased ``∇²E``.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, RELAX.distributions)
     n = _core.check_num_samples(num_samples)
     if not callable(control_variate):
         raise TypeError(
@@ -213,4 +235,4 @@ def relax(
             raise ValueError(f"`control_variate` must return a scalar, got shape {out.shape}.")
         return out
 
-    return _core.Estimator("relax", f, d, _rule(d, n, control), n, cv_params_arg=True)
+    return _core.Estimator(RELAX, f, d, _rule(d, n, control), n, cv_params_arg=True)

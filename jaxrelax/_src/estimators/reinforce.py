@@ -15,8 +15,19 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["reinforce"]
 
+REINFORCE = _core.EstimatorInfo(
+    name="reinforce",
+    paper="Williams 1992; RLOO: Kool et al. 2019",
+    distributions=("bernoulli", "categorical", "reparam"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="unbiased",
+)
 
-@_core.dist_required("bernoulli", "categorical", "reparam")
+
+@_core.register(REINFORCE)
 def reinforce(
     f: Callable[..., jax.Array],
     dist: _dists.DistArg,
@@ -78,7 +89,7 @@ def reinforce(
       ``(1/n) Σ (f(x_i) − b_i − h(x_i)) (∇log p ∇log pᵀ + ∇²log p) + ∇²E[h]`` and mixed
       ``params``/``args`` derivatives are ``(1/n) Σ ∂_args(f − h) ∇log p + ∂_args∇E[h]``.
     """
-    d = _dists.get(dist)
+    d = _dists.get(dist, REINFORCE.distributions)
     n = _core.check_num_samples(num_samples)
     if isinstance(baseline, str):
         if baseline != "loo":
@@ -133,10 +144,5 @@ def reinforce(
         return jnp.mean(fx), surrogate
 
     return _core.Estimator(
-        "reinforce",
-        f,
-        d,
-        rule,
-        n,
-        options={"baseline": baseline} if baseline is not None else {},
+        REINFORCE, f, d, rule, n, options={"baseline": baseline} if baseline is not None else {}
     )

@@ -8,10 +8,22 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics
+from jaxrelax._src import _autodiff, _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["reinmax"]
+
+REINMAX = _core.EstimatorInfo(
+    name="reinmax",
+    paper="Liu et al. 2023",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="surrogate",
+    positive_options=("temperature",),
+)
 
 
 def _softmax_at(log_p: jax.Array, logits: jax.Array) -> jax.Array:
@@ -32,7 +44,7 @@ def _reinmax_categorical(logits: jax.Array, hard: jax.Array, temperature: ArrayL
     return _autodiff.straight_through(hard, pi2)
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(REINMAX)
 def reinmax(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -85,9 +97,8 @@ def reinmax(
       surrogate ``π₂`` (biased as well). A traced ``temperature`` <= 0 makes the value and
       gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, REINMAX.distributions)
     n = _core.check_num_samples(num_samples)
-    _checks.check_temperature(temperature)
 
     def draw(logits, key):
         hard = d.sample(logits, key)
@@ -98,11 +109,5 @@ def reinmax(
         return _reinmax_categorical(two, jnp.stack([1.0 - hard, hard], axis=-1), t)[..., 1]
 
     return _core.Estimator(
-        "reinmax",
-        f,
-        d,
-        _core.sampling_rule(d, n, draw),
-        n,
-        options={"temperature": temperature},
-        positive=(("temperature", temperature),),
+        REINMAX, f, d, _core.sampling_rule(d, n, draw), n, options={"temperature": temperature}
     )

@@ -7,12 +7,47 @@ from collections.abc import Callable
 import jax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _autodiff
 from jaxrelax._src.estimators import _core, _dists
 from jaxrelax._src.gumbel_softmax import gumbel_softmax as _gumbel_softmax
 from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
 
 __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
+
+GUMBEL_SOFTMAX = _core.EstimatorInfo(
+    name="gumbel_softmax",
+    paper="Jang et al. 2017; Maddison et al. 2017",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="autodiff",
+    positive_options=("temperature",),
+)
+
+ST_GUMBEL_SOFTMAX = _core.EstimatorInfo(
+    name="st_gumbel_softmax",
+    paper="Jang et al. 2017",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="surrogate",
+    positive_options=("temperature",),
+)
+
+STRAIGHT_THROUGH = _core.EstimatorInfo(
+    name="straight_through",
+    paper="Bengio et al. 2013",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=False,
+    needs_df=True,
+    higher_order="surrogate",
+)
 
 
 def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
@@ -29,7 +64,7 @@ def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
     return draw
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(GUMBEL_SOFTMAX)
 def gumbel_softmax(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -67,22 +102,13 @@ def gumbel_softmax(
       derivatives are those of the relaxed objective (autodiff). A traced ``temperature``
       <= 0 makes the value and gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, GUMBEL_SOFTMAX.distributions)
     n = _core.check_num_samples(num_samples)
-    _checks.check_temperature(temperature)
     rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=False))
-    return _core.Estimator(
-        "gumbel_softmax",
-        f,
-        d,
-        rule,
-        n,
-        options={"temperature": temperature},
-        positive=(("temperature", temperature),),
-    )
+    return _core.Estimator(GUMBEL_SOFTMAX, f, d, rule, n, options={"temperature": temperature})
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(ST_GUMBEL_SOFTMAX)
 def st_gumbel_softmax(
     f: Callable[..., jax.Array],
     dist: _dists.DistName,
@@ -118,22 +144,13 @@ def st_gumbel_softmax(
       straight-through surrogate (biased as well). A traced ``temperature`` <= 0 makes
       the value and gradients NaN.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, ST_GUMBEL_SOFTMAX.distributions)
     n = _core.check_num_samples(num_samples)
-    _checks.check_temperature(temperature)
     rule = _core.sampling_rule(d, n, _concrete(d, temperature, hard=True))
-    return _core.Estimator(
-        "st_gumbel_softmax",
-        f,
-        d,
-        rule,
-        n,
-        options={"temperature": temperature},
-        positive=(("temperature", temperature),),
-    )
+    return _core.Estimator(ST_GUMBEL_SOFTMAX, f, d, rule, n, options={"temperature": temperature})
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(STRAIGHT_THROUGH)
 def straight_through(
     f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
@@ -162,7 +179,7 @@ def straight_through(
       evaluations of ``f`` per estimate; needs ``∂f/∂b``. A second derivative w.r.t.
       ``params`` is that of the straight-through surrogate (biased as well).
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, STRAIGHT_THROUGH.distributions)
     n = _core.check_num_samples(num_samples)
 
     def draw(logits, key):
@@ -170,4 +187,4 @@ def straight_through(
             return _st_bernoulli(key, logits)
         return _autodiff.straight_through(d.sample(logits, key), d.soft_mean(logits))
 
-    return _core.Estimator("straight_through", f, d, _core.sampling_rule(d, n, draw), n)
+    return _core.Estimator(STRAIGHT_THROUGH, f, d, _core.sampling_rule(d, n, draw), n)

@@ -19,6 +19,17 @@ __all__ = ["unordered_set"]
 #: only ``num_samples >= K`` (exact enumeration, no inclusion probabilities) is allowed.
 MAX_SET_SIZE = 16
 
+UNORDERED_SET = _core.EstimatorInfo(
+    name="unordered_set",
+    paper="Kool et al. 2020",
+    distributions=("categorical",),
+    f_evals=lambda n, D, K: min(n, K),
+    f_evals_text="min(n, K)",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
+
 
 @functools.cache
 def _subset_levels(n: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
@@ -60,7 +71,7 @@ def _log_set_probabilities(log_p: jax.Array, log_rest: jax.Array, n: int) -> jax
     return log_g
 
 
-@_core.dist_required("categorical")
+@_core.register(UNORDERED_SET)
 def unordered_set(
     f: Callable[..., jax.Array],
     dist: Literal["categorical"],
@@ -140,14 +151,14 @@ def unordered_set(
       Trick <https://arxiv.org/abs/1903.06059>`_, ICML 2019.
 
     .. note:: Unbiased, with or without the baseline; zero variance when ``num_samples >=
-      K``. ``num_samples`` evaluations of ``f`` per estimate (``K`` when ``num_samples >=
-      K``), all at distinct states; no derivative of ``f``. Compared with RLOO at the same
+      K``. ``min(num_samples, K)`` evaluations of ``f`` per estimate, all at distinct
+      states; no derivative of ``f``. Compared with RLOO at the same
       number of evaluations it never spends two evaluations on one state, so its variance is
       lower when the distribution is peaked (``tests/estimators/test_unordered_set.py``
       measures it). Second derivatives w.r.t. ``params`` are not implemented
       (``NotImplementedError``): the weights ``R`` depend on ``params`` and are held fixed.
     """
-    d = _dists.get_discrete(dist, ("categorical",))
+    d = _dists.get_discrete(dist, UNORDERED_SET.distributions)
     k = _core.check_num_samples(num_samples)
     if not isinstance(baseline, bool):
         raise TypeError(f"`baseline` must be True or False, got {baseline!r}.")
@@ -205,10 +216,10 @@ def unordered_set(
             b = jnp.zeros_like(fixed)
         # Σ_s sg(p(s) R (f(s) − b(s))) log p(s): gradient Σ ∇p(s) R (f(s) − b(s)). R depends
         # on params but is held fixed, so a second derivative would be wrong: it raises.
-        live = d.location(_core.first_order_only(logits, "unordered_set"))[idx]
+        live = d.location(_core.first_order_only(logits, UNORDERED_SET.name))[idx]
         surrogate = jnp.sum(_autodiff.sg(w * (fixed - b)) * jnp.where(valid, live, 0.0))
         return value, surrogate
 
     return _core.Estimator(
-        "unordered_set", f, d, rule, k, options={} if baseline else {"baseline": False}
+        UNORDERED_SET, f, d, rule, k, options={} if baseline else {"baseline": False}
     )

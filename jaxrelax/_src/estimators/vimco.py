@@ -13,6 +13,17 @@ from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["vimco"]
 
+VIMCO = _core.EstimatorInfo(
+    name="vimco",
+    paper="Mnih & Rezende 2016",
+    distributions=("bernoulli", "categorical"),
+    f_evals=lambda n, D, K: n,
+    f_evals_text="n",
+    unbiased=True,
+    needs_df=False,
+    higher_order="raises",
+)
+
 
 def _leave_one_out(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``L̂ = log mean exp lw`` and ``L̂_{-i}``: ``lw_i`` replaced by the mean of the others
@@ -29,7 +40,7 @@ def _leave_one_out(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
     return total, jax.nn.logsumexp(swapped, axis=1) - log_m
 
 
-@_core.dist_required("bernoulli", "categorical")
+@_core.register(VIMCO)
 def vimco(
     f: Callable[..., jax.Array], dist: _dists.DistName, num_samples: int = 1
 ) -> _core.Estimator:
@@ -97,7 +108,7 @@ def vimco(
       ``params``/``args`` derivatives are unbiased; the second derivative w.r.t.
       ``params`` is not implemented and raises ``NotImplementedError``.
     """
-    d = _dists.get_discrete(dist, ("bernoulli", "categorical"))
+    d = _dists.get_discrete(dist, VIMCO.distributions)
     m = _core.check_num_samples(num_samples)
 
     def rule(params, key, call):
@@ -108,9 +119,9 @@ def vimco(
         # The learning signal keeps the live args: its args derivative times the score is
         # the unbiased mixed derivative; the score term itself is 0 in value.
         signal = total - loo if m > 1 else jnp.broadcast_to(total, lw.shape)
-        live = _core.first_order_only(logits, "vimco")
+        live = _core.first_order_only(logits, VIMCO.name)
         logq = jax.vmap(lambda x: d.log_prob(live, x))(xs)
         surrogate = jnp.sum(signal.astype(logq.dtype) * (logq - _autodiff.sg(logq)))
         return total, surrogate
 
-    return _core.Estimator("vimco", f, d, rule, m)
+    return _core.Estimator(VIMCO, f, d, rule, m)
