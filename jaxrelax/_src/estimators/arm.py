@@ -131,7 +131,7 @@ def _stick_breaking(logits: jax.Array):
     """
     lp = _numerics.masked_log_softmax(logits, -1)
     k = logits.shape[-1]
-    order = jnp.argsort(-_autodiff.sg(lp), axis=-1, stable=True)  # -inf (masks) sort last
+    order = _numerics.argsort(_autodiff.sg(lp), axis=-1, descending=True)  # masks sort last
     lps = jnp.take_along_axis(lp, order, axis=-1)
     later = jnp.asarray(np.arange(k)[None, :] > np.arange(k)[:, None])  # [i, j]: j > i
     tail = _numerics.safe_logsumexp(

@@ -137,7 +137,7 @@ def _pl_shapes(p: Params, matrix: bool) -> tuple[tuple[int, ...], tuple[int, ...
 def _pl_transform(p: Params, g: jax.Array, matrix: bool) -> jax.Array:
     scores = _autodiff.sg(p["logits"] + g.astype(p["logits"].dtype))
     # Descending and stable: -inf logits (masks) stay -inf and go last, in index order.
-    perm = jnp.argsort(-scores, axis=-1, stable=True)
+    perm = _numerics.argsort(scores, axis=-1, descending=True)  # ties in index order
     if matrix:
         return jax.nn.one_hot(perm, scores.shape[-1], dtype=scores.dtype)
     return perm.astype(scores.dtype)
@@ -159,7 +159,7 @@ def _pl_log_prob(p: Params, x: jax.Array, matrix: bool) -> jax.Array:
     else:
         integral = jnp.all((x == jnp.round(x)) & (x >= 0) & (x < n), axis=-1)
         idx = jnp.clip(jnp.where(jnp.isfinite(x), x, 0), 0, n - 1).astype(jnp.int32)
-        valid = integral & jnp.all(jnp.sort(idx, axis=-1) == jnp.arange(n), axis=-1)
+        valid = integral & jnp.all(_numerics.sort(idx, axis=-1) == jnp.arange(n), axis=-1)
     shape = jnp.broadcast_shapes(idx.shape, logits.shape)
     idx = jnp.broadcast_to(idx, shape)
     a = jnp.broadcast_to(logits - _numerics.finite_max(logits, -1), shape)
