@@ -493,7 +493,6 @@ def test_format_table_and_jsonable():
 
 
 @pytest.mark.bench
-@pytest.mark.slow
 def test_quick_command_end_to_end(tmp_path):
     """``python -m jaxrelax.bench --quick`` itself: exit 0, JSON with every suite, PNGs."""
     import subprocess

@@ -123,7 +123,6 @@ def test_categorical_second_derivative_raises():
         jax.jit(jax.hessian(E))(jnp.asarray(LOGITS, jnp.float32), jax.random.key(0))
 
 
-@pytest.mark.slow
 def test_categorical_variance_below_rloo_at_equal_cost(estimates):
     # Equal budget: 2 evaluations of f per estimate each (one antithetic pair vs RLOO with 2
     # draws). Measured (seeds 33, 34, 50 000 estimates each): total variance 20.24 vs 28.79.

@@ -122,7 +122,6 @@ def test_nested_estimators_are_unbiased_for_every_parameter(pair, assert_unbiase
         assert np.all(g.std(0) > 0)  # stochastic: the test has power
 
 
-@pytest.mark.slow
 def test_a_biased_inner_estimator_is_detected():
     # The same check fails for a biased inner node (straight-through): the test has power.
     outer, _ = PAIRS["reinforce(loo)/disarm"]

@@ -36,7 +36,7 @@ def test_relax_unbiased(problem, estimates, assert_unbiased):
     assert_unbiased(values, problem.value)
 
 
-@pytest.mark.parametrize("dist", ["bernoulli", pytest.param("categorical", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("dist", ["bernoulli", "categorical"])
 def test_relax_with_rebar_control_variate_equals_rebar(
     dist, bernoulli_problem, categorical_problem
 ):
@@ -75,7 +75,6 @@ def test_relax_cv_gradient_is_variance_gradient():
     )
 
 
-@pytest.mark.slow  # same mechanism as the RELAX check above; nested grad compiles slowly
 def test_rebar_traced_temperature_and_eta_get_variance_gradient():
     f = lambda x: jnp.sum((x * jnp.arange(3.0)) ** 2)
     logits, key = jnp.array([[0.3, -0.1, 0.5], [1.0, 0.0, -1.0]]), jax.random.key(5)

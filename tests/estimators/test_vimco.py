@@ -78,12 +78,10 @@ def _run(E, params, theta, seed, argnums=(0, 2)):
 CASES = [
     # (dist, log-weight, params, m): Bernoulli D=2 (4 states, 4^m tuples), categorical
     # D=2, K=3 (9 states).
-    pytest.param("bernoulli", _lw_bernoulli, np.array([0.4, -0.7]), 1, marks=pytest.mark.slow),
+    ("bernoulli", _lw_bernoulli, np.array([0.4, -0.7]), 1),
     ("bernoulli", _lw_bernoulli, np.array([0.4, -0.7]), 3),
     ("categorical", _lw_categorical, np.array([[0.3, -0.4, 0.8], [-0.5, 0.2, 0.0]]), 2),
-    pytest.param(
-        "categorical", _lw_categorical, np.array([[0.3, -0.4, 0.8]]), 3, marks=pytest.mark.slow
-    ),
+    ("categorical", _lw_categorical, np.array([[0.3, -0.4, 0.8]]), 3),
 ]
 
 

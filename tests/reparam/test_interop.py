@@ -89,7 +89,7 @@ _IGNORE_TFP_WARNINGS = pytest.mark.filterwarnings(
 
 
 @_IGNORE_TFP_WARNINGS
-@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("full", [False, True])
 def test_from_tfp(full):
     tfp = pytest.importorskip("tensorflow_probability.substrates.jax")
     for d, family in _tfp_cases(tfp.distributions):
@@ -98,7 +98,7 @@ def test_from_tfp(full):
 
 
 @_IGNORE_TFP_WARNINGS
-@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("full", [False, True])
 def test_from_distrax(full):
     distrax = pytest.importorskip("distrax")
     for d, family in _distrax_cases(distrax):

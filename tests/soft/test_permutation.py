@@ -242,7 +242,6 @@ def test_implicit_forward_mode_raises():
         jax.jvp(lambda x: jr.soft.sinkhorn(x, implicit=True), (x,), (x,))
 
 
-@pytest.mark.slow
 def test_implicit_higher_order_supported_or_raises():
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(33), (3, 3), jnp.float64)

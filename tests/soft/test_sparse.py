@@ -327,7 +327,6 @@ def _directional_check(f, args, dirs, eps=1e-6):
     np.testing.assert_allclose(second, fd2, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_entmax_gradcheck_x_and_alpha_float64():
     # entmax/test_root_finding.py::test_entmax_grad: gradcheck of entmax_bisect in (x, α)
     # for α in (1.2, 1.5, 1.75, 2.25), float64, randn(4, 6), eps = 1e-5 — here as
@@ -355,7 +354,6 @@ def test_entmax_jacobian_closed_forms():
         np.testing.assert_allclose(j, np.diag(g) - np.outer(g, g) / g.sum(), atol=2e-6)
 
 
-@pytest.mark.slow
 def test_entmax_multiple_alphas():
     # entmax/test_root_finding.py::test_entmax_correct_multiple_alphas and
     # ::test_entmax_grad_multiple_alphas: one α per row (here [n, 1]) equals each row
@@ -473,7 +471,6 @@ def test_entmax_loss_matches_optax_sparsemax_loss():
         np.testing.assert_allclose(jr.soft.entmax_loss(x64, y64, 1 + 1e-6), ce, atol=1e-4)
 
 
-@pytest.mark.slow
 def test_entmax_loss_alpha_and_label_gradients_and_hessian():
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(23), (6,), jnp.float64)
