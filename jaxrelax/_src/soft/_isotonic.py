@@ -30,7 +30,8 @@ depends on the row count for its program size:
    solution so far as a stack of blocks. A step either pools the top block with the
    run of blocks below it that violate in turn, or pools into it the run of the current
    chunk's next blocks that violate in turn (runs of up to ``_RUN`` blocks, found with
-   prefix sums over a window and merged by a tree of compensated sums), or, when
+   prefix sums, or running log-sum-exps, over a window, measured from the top block's
+   anchor, and merged by a tree of compensated sums), or, when
    neither violates, copies the rest of the chunk onto the stack in one slice. Rows
    whose chunk solutions need no repair across chunk boundaries take about
    ``n / _CHUNK`` steps, and rows that pool long runs across the seams about
@@ -41,12 +42,21 @@ Keeping the batch inside the loops (and never ``vmap``-ing a loop) matters: ``vm
 over a ``while_loop`` turns each O(1) stack step into an O(n) select over the carried
 stacks. A ``custom_vmap`` rule folds a user ``vmap`` into the rows instead.
 
-A block is a record ``(s_hi, s_lo, w_hi, w_lo, count)``: the statistics of ``s`` and of
-``w`` (sums for l2, log-sum-exps for kl) are kept separately, each as an unevaluated sum
-``hi + lo`` updated with error-free transformations, so that a block built from ``10⁵``
-entries keeps its float precision and ``u = (s − mean s_B) + mean w_B`` stays exact for
-singleton blocks even when ``s`` is huge (``ρ / ε`` with a tiny ``ε``). Counts are
-stored as floats, exact for rows of up to ``2**24`` entries in float32.
+A block is a record ``(anchor, s_hi, s_lo, w_hi, w_lo, count)``. The anchor is the
+``s`` of one of its entries, and the statistics of ``s`` are taken from it: ``Σ (s − a)``
+(l2) or ``lse(s − a)`` (kl); those of ``w`` are ``Σ w`` or ``lse(w)``. Each is an
+unevaluated sum ``hi + lo`` updated with error-free transformations, so that a block
+built from ``10⁵`` entries keeps its float precision. Measured from the anchor, every
+statistic is of the size of the gaps within the block, which PAV keeps of the size of
+``w``, whatever the size of ``s``: the value of a block is ``a + offset`` with
+``offset = mean(s − a) − mean(w)`` (or ``lse(s − a) − lse(w)``), two blocks are compared
+by ``(a_1 − a_2) + offset_1 <= offset_2`` (never by values rounded at the scale of
+``s``), and the solution is ``u = (s − a) − offset``, exact for the entries near their
+anchor. So at ``|s| = 10³⁰`` (ranks of large ``x``, ``ρ / ε`` with a tiny ``ε``) tied
+entries still get exactly the mean of their ``w``, ranks stay in ``[1, n]`` and sum to
+``n (n + 1) / 2``, masks stay in ``[0, 1]``. (Block means as differences of large sums,
+or log-sum-exps of ``s`` rounded to a float, lose everything below an ulp of ``s``.)
+Counts are stored as floats, exact for rows of up to ``2**24`` entries in float32.
 
 Gradients never go through the loops: the solver sees ``stop_gradient`` inputs, and
 ``u`` is assembled from its block partition by ``_assemble``, a ``jax.custom_jvp`` with
@@ -72,7 +82,7 @@ _CHUNK = 128
 _RUN = 32
 
 # Fields of a block record.
-_S_HI, _S_LO, _W_HI, _W_LO, _CNT = range(5)
+_A, _S_HI, _S_LO, _W_HI, _W_LO, _CNT = range(6)
 
 
 def _two_sum(a, b):
@@ -96,17 +106,34 @@ def _logaddexp(a_hi, a_lo, b_hi, b_lo):
 
 
 def _merge(a, b, kl: bool):
-    """The record of the union of two adjacent blocks (records [..., 5])."""
-    op = _logaddexp if kl else _add
-    s = op(a[..., _S_HI], a[..., _S_LO], b[..., _S_HI], b[..., _S_LO])
-    w = op(a[..., _W_HI], a[..., _W_LO], b[..., _W_HI], b[..., _W_LO])
-    return jnp.stack([*s, *w, a[..., _CNT] + b[..., _CNT]], axis=-1)
+    """The record of the union of two adjacent blocks (records [..., 6]), anchored at
+    ``a``'s anchor (in any order: the statistics of ``b`` are moved to that anchor).
+
+    Moving them, ``lse(s_B − a_A) = lse(s_B − a_B) + d`` and ``Σ_B (s − a_A) =
+    Σ_B (s − a_B) + |B| d`` with ``d = a_B − a_A``, rounds at the scale of ``|B| d``
+    (zero for tied anchors), the size of the gap between two blocks that pool; the
+    compensated sum then adds it exactly."""
+    d = b[..., _A] - a[..., _A]
+    if kl:
+        s = _logaddexp(a[..., _S_HI], a[..., _S_LO], b[..., _S_HI] + d, b[..., _S_LO])
+        w = _logaddexp(a[..., _W_HI], a[..., _W_LO], b[..., _W_HI], b[..., _W_LO])
+    else:
+        s = _add(a[..., _S_HI], a[..., _S_LO], b[..., _S_HI], b[..., _S_LO] + b[..., _CNT] * d)
+        w = _add(a[..., _W_HI], a[..., _W_LO], b[..., _W_HI], b[..., _W_LO])
+    return jnp.stack([a[..., _A], *s, *w, a[..., _CNT] + b[..., _CNT]], axis=-1)
 
 
-def _value(r, kl: bool):
-    """The isotonic solution on a block: mean(s) − mean(w), or lse(s) − lse(w)."""
-    v = (r[..., _S_HI] - r[..., _W_HI]) + (r[..., _S_LO] - r[..., _W_LO])
-    return v if kl else v / r[..., _CNT]
+def _offset(r, kl: bool):
+    """The block's value minus its anchor: mean(s − a) − mean(w), or lse(s − a) − lse(w)."""
+    t = (r[..., _S_HI] - r[..., _W_HI]) + (r[..., _S_LO] - r[..., _W_LO])
+    return t if kl else t / r[..., _CNT]
+
+
+def _leq(left, right, kl: bool):
+    """Whether the value of block ``left`` is ``<=`` that of block ``right`` (they pool):
+    the anchors' difference plus the offsets, never the values themselves (which round at
+    the scale of ``s``, not at that of the gap)."""
+    return (left[..., _A] - right[..., _A]) + _offset(left, kl) <= _offset(right, kl)
 
 
 # Indices into the stacks are in bounds by construction, one per lane.
@@ -114,46 +141,50 @@ _IN_BOUNDS = {"mode": "promise_in_bounds", "indices_are_sorted": True, "unique_i
 
 
 def _record(s, w):
-    """Singleton records [..., 5] of the entries s, w [...]."""
+    """Singleton records [..., 6] of the entries s, w [...], anchored at s."""
     zero = jnp.zeros_like(s)
-    return jnp.stack([s, zero, w, zero, jnp.ones_like(s)], axis=-1)
+    return jnp.stack([s, zero, zero, w, zero, jnp.ones_like(s)], axis=-1)
 
 
 def _solve_chunks(s, w, length, kl: bool):
     """Stack PAV on every chunk at once: entries s, w [P, m], ``length`` [P] >= 1.
 
-    Returns the block stacks [P, m, 5] (blocks in order, garbage past the count) and the
-    number of blocks of each chunk [P]."""
+    Returns the block stacks [P, m, 6] (blocks in order, garbage past the count), the
+    number of blocks of each chunk [P] and the entries of s as the loop read them [P, m]
+    (see ``_blocks_2d``)."""
     p, m = s.shape
     lanes = jnp.arange(p, dtype=jnp.int32)
     ones = jnp.ones((p,), jnp.int32)
 
     def body(carry):
-        stack, cur, top, nxt, _ = carry
+        stack, seen, cur, top, nxt, _ = carry
         # Store the current block, then read the one below it (in place).
         stack = stack.at[lanes, top - 1].set(cur, **_IN_BOUNDS)
         prev = stack.at[lanes, jnp.maximum(top - 2, 0)].get(**_IN_BOUNDS)
         j = jnp.minimum(nxt, m - 1)
         elem = _record(s.at[lanes, j].get(**_IN_BOUNDS), w.at[lanes, j].get(**_IN_BOUNDS))
+        seen = seen.at[lanes, j].set(elem[:, _A], **_IN_BOUNDS)
         # Ties pool (``<=``), as in the reference solver: the blocks of the solution
         # then have strictly decreasing values, and the derivative at a tie is that of
         # the pooled block, not a one-sided zero.
-        viol = (top >= 2) & (_value(prev, kl) <= _value(cur, kl))
+        viol = (top >= 2) & _leq(prev, cur, kl)
         # The other chunks push their next entry, pooled at once with the current
         # block if these two violate.
         push = ~viol & (nxt < length)
-        pool = push & (_value(cur, kl) <= _value(elem, kl))
+        pool = push & _leq(cur, elem, kl)
         merged = viol | pool
         pair = _merge(jnp.where(viol[:, None], prev, cur), jnp.where(viol[:, None], cur, elem), kl)
         cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
         top = top - viol.astype(top.dtype) + (push & ~pool).astype(top.dtype)
         nxt = nxt + push.astype(nxt.dtype)
-        return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
+        return stack, seen, cur, top, nxt, jnp.any(merged | (nxt < length))
 
-    stack = jnp.zeros((p, m, 5), s.dtype)
-    init = (stack, _record(s[:, 0], w[:, 0]), ones, ones, jnp.asarray(m > 1))
-    stack, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
-    return stack.at[lanes, top - 1].set(cur), top
+    stack = jnp.zeros((p, m, 6), s.dtype)
+    first = _record(s[:, 0], w[:, 0])
+    seen = jnp.zeros((p, m), s.dtype).at[:, 0].set(first[:, _A])
+    init = (stack, seen, first, ones, ones, jnp.asarray(m > 1))
+    stack, seen, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
+    return stack.at[lanes, top - 1].set(cur), top, seen
 
 
 def _row_slices(x, start, size):
@@ -176,32 +207,64 @@ def _exclusive_prefix(x):
     return jnp.matmul(x, upper, precision=lax.Precision.HIGHEST)
 
 
+def _cumlogsumexp(x):
+    """Inclusive running log-sum-exp along the last axis: a log-depth scan of
+    ``logaddexp``, so that every prefix is shifted by its own maximum (one shift for the
+    whole window underflows the prefixes far below the window's maximum)."""
+    m = x.shape[-1]
+    k = 1
+    while k < m:
+        pad = jnp.full((*x.shape[:-1], k), -jnp.inf, x.dtype)
+        x = jnp.logaddexp(x, jnp.concatenate([pad, x[..., :-k]], axis=-1))
+        k *= 2
+    return x
+
+
 def _run_length(cur, win, valid, cur_left, kl: bool):
-    """How many leading blocks of ``win`` [R, m, 5] pool, one after the other, with
-    the block ``cur`` [R, 5]: ``win`` lies right of ``cur`` where ``cur_left`` [R], its
+    """How many leading blocks of ``win`` [R, m, 6] pool, one after the other, with
+    the block ``cur`` [R, 6]: ``win`` lies right of ``cur`` where ``cur_left`` [R], its
     blocks in order, else left of it, nearest first. ``valid`` [R, m] masks a prefix.
 
-    Decisions only: the running statistics are plain float prefix sums."""
-    stats = jnp.stack(
-        [win[..., _S_HI] + win[..., _S_LO], win[..., _W_HI] + win[..., _W_LO], win[..., _CNT]],
-        axis=1,
-    )  # [R, 3, m]
-    own = jnp.stack(
-        [cur[:, _S_HI] + cur[:, _S_LO], cur[:, _W_HI] + cur[:, _W_LO], cur[:, _CNT]], axis=1
-    )[..., None]
+    Decisions only. Everything is measured from ``cur``'s anchor, so that the running
+    statistics and the values compared are of the size of the gaps between the blocks
+    and of ``w``, never of ``s``; the running statistics are plain float prefix sums
+    (l2) or running log-sum-exps (kl), each prefix shifted by its own maximum. The first
+    decision is that of ``_leq`` (up to rounding where ``win`` is right of ``cur``);
+    the loop checks every pair it leaves adjacent again, so that a run cut short by
+    rounding is only finished in the next step."""
+    d = win[..., _A] - cur[:, _A, None]  # the window's anchors, from cur's
+    v = d + _offset(win, kl)  # the window's values, from cur's anchor
+    own = _offset(cur, kl)
     if kl:
-        # Running log-sum-exps, shifted by the window's maximum (finite statistics).
-        top = jnp.max(jnp.where(valid[:, None], stats, -jnp.inf), axis=2, keepdims=True)
-        top = jnp.maximum(jnp.where(jnp.isfinite(top), top, 0.0), own)
-        # Blocks past the valid prefix are stale: zero them, as exp may overflow there
-        # and ``inf · 0`` in the matmul would spread NaNs to every prefix.
-        terms = jnp.where(valid[:, None], jnp.exp(stats - top), 0.0)
-        run = top + jnp.log(jnp.exp(own - top) + _exclusive_prefix(terms))
-        run = run[:, 0] - run[:, 1]
+        stats = jnp.stack(
+            [
+                (win[..., _S_HI] + win[..., _S_LO]) + d,
+                win[..., _W_HI] + win[..., _W_LO],
+            ],
+            axis=1,
+        )  # [R, 2, m]
+        own_s = cur[:, _S_HI] + cur[:, _S_LO]
+        own_w = cur[:, _W_HI] + cur[:, _W_LO]
+        first = jnp.stack([own_s, own_w], axis=1)[..., None]
+        # Stale blocks past the valid prefix add nothing.
+        stats = jnp.where(valid[:, None], stats, -jnp.inf)
+        run = _cumlogsumexp(jnp.concatenate([first, stats[..., :-1]], axis=-1))
+        run = jnp.concatenate([own[:, None], (run[:, 0] - run[:, 1])[:, 1:]], axis=1)
     else:
-        run = own + _exclusive_prefix(jnp.where(valid[:, None], stats, 0.0))
-        run = (run[:, 0] - run[:, 1]) / run[:, 2]
-    v = _value(win, kl)
+        # Σ (s − a_cur − w) per block; scaled by a power of two so that the sums of up
+        # to m + 1 terms stay finite (a block far from cur may be near the float range;
+        # it does not pool, and the sums past it are not read).
+        scale = 1.0 / 64.0
+        big = jnp.finfo(win.dtype).max * scale
+        tot = (win[..., _S_HI] - win[..., _W_HI]) + (win[..., _S_LO] - win[..., _W_LO])
+        tot = jnp.clip(tot * scale + win[..., _CNT] * (d * scale), -big, big)
+        stats = jnp.stack([tot, win[..., _CNT]], axis=1)  # [R, 2, m]
+        # Stale blocks past the valid prefix: zeroed, as ``inf · 0`` in the matmul would
+        # spread NaNs to every prefix.
+        prefix = _exclusive_prefix(jnp.where(valid[:, None], stats, 0.0))
+        first = (cur[:, _S_HI] - cur[:, _W_HI]) + (cur[:, _S_LO] - cur[:, _W_LO])
+        run = (first[:, None] * scale + prefix[:, 0]) / (cur[:, _CNT, None] + prefix[:, 1])
+        v = v * scale
     # Ties pool, as in the first phase.
     pools = valid & jnp.where(cur_left[:, None], run <= v, v <= run)
     # The number of leading pooling blocks: the index of the first that does not.
@@ -211,7 +274,7 @@ def _run_length(cur, win, valid, cur_left, kl: bool):
 
 
 def _union(win, count, kl: bool):
-    """The record of the union of the first ``count`` [R] blocks of ``win`` [R, m, 5]
+    """The record of the union of the first ``count`` [R] blocks of ``win`` [R, m, 6]
     (a pairwise tree of compensated merges; garbage where ``count`` is 0)."""
     m = win.shape[1]
     size = 1 << (m - 1).bit_length()
@@ -227,9 +290,9 @@ def _union(win, count, kl: bool):
 def _join_chunks(chunks, nbc, kl: bool):
     """PAV over the solved chunks of each row, left to right.
 
-    ``chunks`` [R, (c + 1)·m, 5] holds chunk j < c's blocks at ``[j·m, j·m + nbc[:, j])``
+    ``chunks`` [R, (c + 1)·m, 6] holds chunk j < c's blocks at ``[j·m, j·m + nbc[:, j])``
     (the last m slots are room for reading past the last chunk).
-    Returns the block stack of each row [R, c·m, 5] and its block count [R]."""
+    Returns the block stack of each row [R, c·m, 6] and its block count [R]."""
     r, cm, k = chunks.shape
     c = nbc.shape[1]
     m = cm // (c + 1)
@@ -292,8 +355,9 @@ def _join_chunks(chunks, nbc, kl: bool):
 
 @functools.partial(jax.jit, static_argnames="kl")
 def _blocks_2d(s, w, kl: bool):
-    """PAV on rows of s, w: [R, n]. Returns (bid [R, n] block index of each entry,
-    stat of s [R, n], stat of w [R, n], count [R, n]) gathered per entry."""
+    """PAV on rows of s, w: [R, n]. Returns, per entry [R, n]: the index of its block
+    (bid), the solution ``u = s − v``, then for l2 the block's count (a float), for kl
+    the block's anchor and its statistics ``lse(s − anchor)`` and ``lse(w)``."""
     r, n = s.shape
     m = min(_CHUNK, n)
     c = -(-n // m)
@@ -301,13 +365,13 @@ def _blocks_2d(s, w, kl: bool):
     # m slots of room that the row-level join reads past a row's last chunk.
     pad = ((0, 0), (0, (c + 1) * m - n))
     length = jnp.clip(n - jnp.arange(c + 1, dtype=jnp.int32) * m, 1, m).astype(jnp.int32)
-    chunks, nbc = _solve_chunks(
+    chunks, nbc, seen = _solve_chunks(
         jnp.pad(s, pad).reshape(r * (c + 1), m),
         jnp.pad(w, pad).reshape(r * (c + 1), m),
         jnp.tile(length, r),
         kl,
     )
-    stack, nb = _join_chunks(chunks.reshape(r, (c + 1) * m, 5), nbc.reshape(r, c + 1)[:, :c], kl)
+    stack, nb = _join_chunks(chunks.reshape(r, (c + 1) * m, 6), nbc.reshape(r, c + 1)[:, :c], kl)
     # Expand the blocks of each row to its entries.
     k = jnp.arange(stack.shape[1], dtype=jnp.int32)[None, :]
     valid = k < nb[:, None]
@@ -319,16 +383,26 @@ def _blocks_2d(s, w, kl: bool):
         .add(1, mode="drop")
     )
     bid = jnp.cumsum(flags, axis=1) - 1
-    stats = jnp.stack(
-        [
-            stack[..., _S_HI] + stack[..., _S_LO],
-            stack[..., _W_HI] + stack[..., _W_LO],
-            stack[..., _CNT],
-        ],
-        axis=-1,
-    )
-    per_entry = jnp.take_along_axis(stats, bid[..., None], axis=1)
-    return bid, per_entry[..., 0], per_entry[..., 1], per_entry[..., 2].astype(jnp.int32)
+    # Per block: the anchor, the offset of the value from it, then for l2 the count, for
+    # kl the statistics of s (from the anchor) and of w, which shift the block softmaxes.
+    fields = [stack[..., _A], _offset(stack, kl)]
+    if kl:
+        fields += [stack[..., _S_HI] + stack[..., _S_LO], stack[..., _W_HI] + stack[..., _W_LO]]
+    else:
+        fields += [stack[..., _CNT]]
+    per_entry = jnp.take_along_axis(jnp.stack(fields, axis=-1), bid[..., None], axis=1)
+    anchor, offset, *stats = (per_entry[..., i] for i in range(len(fields)))
+    # u = (s − anchor) − offset, from the entries of s that the solver read (a loop
+    # output, so one buffer): XLA may compute s again in each fusion that uses it, and
+    # where s is a product (``ρ / ε`` becomes ``ρ · (1 / ε)``) fused into ``s − anchor``
+    # the two may be contracted into a fused multiply-add, which subtracts the exact
+    # product instead of the rounded s that gave the anchor: off by up to an ulp of s,
+    # the whole output when s is large. ``s − anchor`` is exact for the entries near
+    # their anchor (the gaps within a block are of the size of w), so that u keeps the
+    # precision of w however large s is: tied entries of 10³⁰ get the block mean of w.
+    seen = seen.reshape(r, (c + 1) * m)[:, :n]
+    u = (seen - anchor) - offset
+    return (bid, u, anchor, *stats) if kl else (bid, u, *stats)
 
 
 def _blocks(s, w, kl: bool):
@@ -346,7 +420,7 @@ def _blocks(s, w, kl: bool):
         )
         r, n = s.shape[1:]
         out = solve(s.reshape(axis_size * r, n), w.reshape(axis_size * r, n))
-        return tuple(o.reshape(axis_size, r, n) for o in out), (True,) * 4
+        return tuple(o.reshape(axis_size, r, n) for o in out), (True,) * len(out)
 
     return solve(s, w)
 
@@ -371,27 +445,26 @@ def project(s: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
     most ``2**24`` entries in float32.
     """
     s2, w2 = _flat(s), _flat(w)
-    blocks = _blocks(lax.stop_gradient(s2), lax.stop_gradient(w2), kl)
-    blocks = jax.tree.map(lax.stop_gradient, blocks)
+    bid, u, *aux = _blocks(lax.stop_gradient(s2), lax.stop_gradient(w2), kl)
+    blocks = jax.tree.map(lax.stop_gradient, (bid, u, tuple(aux)))
     return _assemble(s2, w2, *blocks, kl).reshape(s.shape)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
-def _assemble(s, w, bid, sa, sb, cnt, kl: bool):
-    """``u = s − v`` on the block partition ``bid`` with block statistics ``sa, sb``.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
+def _assemble(s, w, bid, u, aux, kl: bool):
+    """The solution ``u`` (computed by the solver) as a function of ``s, w``.
 
-    Differentiated as a function of ``s, w`` for the fixed partition (the statistics
-    are those of this partition, so they are never differentiated)."""
-    del bid
-    if kl:
-        return (s - sa) + sb
-    c = cnt.astype(s.dtype)
-    return (s - sa / c) + sb / c
+    Differentiated for the fixed block partition ``bid`` (locally constant): ``aux`` is
+    the block's ``(count,)`` (l2) or ``(anchor, lse(s − anchor), lse(w))`` (kl), which
+    shift the block softmaxes."""
+    del s, w, bid, aux, kl
+    return u
 
 
-def _block_weights(x, stat, bid):
-    """Softmax of ``x`` within each block; ``stat`` (its log-sum-exp) only shifts."""
-    e = jnp.exp(x - stat)
+def _block_weights(x, shift, bid):
+    """Softmax of ``x`` within each block; ``shift`` (at least its block's maximum) only
+    shifts."""
+    e = jnp.exp(x - shift)
     return e / _segment_sum(e, bid)
 
 
@@ -401,23 +474,22 @@ def _is_zero(t):
 
 @functools.partial(_assemble.defjvp, symbolic_zeros=True)
 def _assemble_jvp(kl, primals, tangents):
-    s, w, bid, sa, sb, cnt = primals
+    s, w, bid, u0, aux = primals
     ds, dw = tangents[:2]
     # The primal output through ``_assemble`` again, so that it stays differentiable
     # (with this rule) at every order.
-    u = _assemble(s, w, bid, sa, sb, cnt, kl)
+    u = _assemble(s, w, bid, u0, aux, kl)
     # For l2: du = ds − mean_B(ds) + mean_B(dw); for kl the block means are weighted
     # by the block softmax of s (of w), which depends on s (on w) differentiably.
     du = jnp.zeros_like(u)
-    c = cnt.astype(u.dtype)
     if not _is_zero(ds):
         if kl:
-            du = du + ds - _segment_sum(_block_weights(s, sa, bid) * ds, bid)
+            du = du + ds - _segment_sum(_block_weights(s - aux[0], aux[1], bid) * ds, bid)
         else:
-            du = du + ds - _segment_sum(ds, bid) / c
+            du = du + ds - _segment_sum(ds, bid) / aux[0]
     if not _is_zero(dw):
         if kl:
-            du = du + _segment_sum(_block_weights(w, sb, bid) * dw, bid)
+            du = du + _segment_sum(_block_weights(w, aux[2], bid) * dw, bid)
         else:
-            du = du + _segment_sum(dw, bid) / c
+            du = du + _segment_sum(dw, bid) / aux[0]
     return u, du

@@ -104,6 +104,26 @@ def _potentials_loop(c, log_a, log_b, num_iters: int, tol: float | None):
     return f, g
 
 
+def _plan(c, f, log_b):
+    """The plan after the last (column) step, ``exp(C + f ⊕ g)`` with
+    ``g = log b − logsumexp_i(C + f)``, normalised in the matrix itself so that its
+    columns sum to ``b`` to rounding at any scale.
+
+    ``exp(C + f ⊕ g)`` formed from the potentials is not: when ``|C|`` is large (``1e12``
+    in float64, ``1e6`` in float32) a column that no row favours has ``g_j`` of that
+    size, and ``g_j`` (like ``max_i (C + f)_ij + log Σ_i …``) rounds to an ulp of it, far
+    more than the ``O(1)`` correction it carries: a column of three tied entries then
+    gets three ones. Here the column maximum is subtracted first (exact near it) and the
+    log-sum-exp of the shifted column, ``log Σ_i exp(z_ij − m_j)`` in ``[0, log n]``, is
+    never added to a large number. The same function of ``(C, f)`` as the potentials'
+    plan after a column step (``g`` is that step), so its derivatives are the same.
+    Masked entries (``-inf``) stay 0; a column with none allowed stays 0 (no NaN).
+    """
+    z = c + f[..., :, None]
+    z = z - _numerics.finite_max(z, -2)
+    return jnp.exp((z - _numerics.safe_logsumexp(z, axis=-2)) + log_b[..., None, :])
+
+
 def _adjoint_rows(p, a, b, r1, r2):
     """Solves ``Aᵀ λ = (r1, r2)`` through the Schur complement on the rows.
 
@@ -169,10 +189,11 @@ def _sinkhorn_jit(arr, temperature, log_a, log_b, num_iters, tol, implicit):
     log_a = jnp.broadcast_to(log_a.astype(cdt), batch + c.shape[-2:-1])
     log_b = jnp.broadcast_to(log_b.astype(cdt), batch + c.shape[-1:])
     if implicit:
-        f, g = _potentials_implicit(c, log_a, log_b, num_iters, tol)  # pyright: ignore[reportGeneralTypeIssues]
+        f, _ = _potentials_implicit(c, log_a, log_b, num_iters, tol)  # pyright: ignore[reportGeneralTypeIssues]
     else:
-        f, g = _potentials_unrolled(c, log_a, log_b, num_iters, tol)
-    return jnp.exp(c + f[..., :, None] + g[..., None, :]).astype(arr.dtype)
+        f, _ = _potentials_unrolled(c, log_a, log_b, num_iters, tol)
+    # The last (column) step formed in the matrix: columns sum to b exactly at any scale.
+    return _plan(c, f, log_b).astype(arr.dtype)
 
 
 def _check_marginal(w: ArrayLike | None, shape: tuple[int, ...], name: str, fill: float):

@@ -76,6 +76,14 @@ def _centre(xc):
     return xc - lax.stop_gradient(hi * 0.5 + lo * 0.5)
 
 
+def _within(y, lo, hi):
+    """``y`` clipped to ``[lo, hi]``, the range the exact projection lies in, in value
+    only (the derivative stays that of ``y``). It moves only outputs that rounding put
+    an ulp or two outside, e.g. ``exp(log n)`` above ``n`` for the entropic ranks, so
+    that the bounds hold exactly in every dtype."""
+    return y + lax.stop_gradient(jnp.clip(y, lo, hi) - y)
+
+
 def _argsort_descending(z):
     """Permutation sorting ``z`` in decreasing order along the last axis (not differentiated)."""
     iota = lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
@@ -143,10 +151,12 @@ def sort(
     # x is not centred (unlike in rank): it is never divided by ε, and uncentred the
     # hard limit returns the entries of x bit for bit ((x − c) + c need not be x).
     rho = jnp.broadcast_to(jnp.arange(n, 0, -1, dtype=xc.dtype) / eps, xc.shape)
+    xs = jnp.sort(xc, axis=-1)
     if descending:
-        y = _isotonic.project(rho, jnp.flip(jnp.sort(xc, axis=-1), axis=-1), kl)
+        y = _isotonic.project(rho, jnp.flip(xs, axis=-1), kl)
     else:
-        y = -_isotonic.project(rho, -jnp.sort(xc, axis=-1), kl)
+        y = -_isotonic.project(rho, -xs, kl)
+    y = _within(y, xs[..., :1], xs[..., -1:])
     return _finish(y, arr, axis, valid)
 
 
@@ -203,7 +213,7 @@ def rank(
         y = jnp.exp(_project_onto(z, jnp.log(rho), True))
     else:
         y = _project_onto(z, rho, False)
-    return _finish(y, arr, axis, valid)
+    return _finish(_within(y, 1.0, float(n)), arr, axis, valid)
 
 
 def topk_mask(
@@ -259,4 +269,5 @@ def topk_mask(
     if xc.size == 0:  # an empty batch
         return _finish(xc, arr, axis, valid)
     w = (jnp.arange(n) < k).astype(xc.dtype)
-    return _finish(_project_onto(_centre(xc) / eps, w, False), arr, axis, valid)
+    y = _project_onto(_centre(xc) / eps, w, False)
+    return _finish(_within(y, 0.0, 1.0), arr, axis, valid)
