@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.soft import _isotonic
 
 __all__ = ["rank", "sort", "topk_mask"]
@@ -84,16 +84,9 @@ def _within(y, lo, hi):
     return y + lax.stop_gradient(jnp.clip(y, lo, hi) - y)
 
 
-def _argsort_descending(z):
-    """Permutation sorting ``z`` in decreasing order along the last axis (not differentiated)."""
-    iota = lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
-    _, perm = lax.sort((-lax.stop_gradient(z), iota), dimension=z.ndim - 1, num_keys=1)
-    return perm
-
-
 def _project_onto(z, w, kl):
     """Projection of ``z`` [..., n] onto the permutahedron of the decreasing ``w`` [n]."""
-    perm = _argsort_descending(z)
+    perm = _numerics.argsort(lax.stop_gradient(z), descending=True)  # stable, one operand
     s = jnp.take_along_axis(z, perm, axis=-1)
     u = _isotonic.project(s, jnp.broadcast_to(w, s.shape), kl)
     return jnp.put_along_axis(jnp.zeros_like(u), perm, u, axis=-1, inplace=False)
@@ -151,7 +144,7 @@ def sort(
     # x is not centred (unlike in rank): it is never divided by ε, and uncentred the
     # hard limit returns the entries of x bit for bit ((x − c) + c need not be x).
     rho = jnp.broadcast_to(jnp.arange(n, 0, -1, dtype=xc.dtype) / eps, xc.shape)
-    xs = jnp.sort(xc, axis=-1)
+    xs = _numerics.sort(xc, axis=-1)
     if descending:
         y = _isotonic.project(rho, jnp.flip(xs, axis=-1), kl)
     else:
