@@ -9,7 +9,6 @@
   (``-inf`` = probability 0) softmax, log-softmax and log-sum-exp with no NaN in values or
   gradients, also for a fully masked row; :func:`log_add`, the elementwise pair version;
 * :func:`one_hot_argmax` — exact one-hot arg max that never selects a masked entry;
-* :func:`sinkhorn_log` — log-domain Sinkhorn iterations;
 * :func:`hungarian` — the exact linear assignment (``optax.assignment``) with ``-inf``
   scores as forbidden pairs, for ``jr.st.assignment`` and hard Gumbel-Sinkhorn;
 * :func:`sort` / :func:`argsort` — ``jnp.sort`` / stable ``jnp.argsort`` (same order, bits
@@ -44,7 +43,6 @@ __all__ = [
     "safe_logsumexp",
     "scale_and_shift",
     "sg",  # re-exported from _autodiff for _src/soft, until it imports _autodiff
-    "sinkhorn_log",
     "softmax",
     "sort",
 ]
@@ -154,23 +152,6 @@ def one_hot_argmax(x: jax.Array, axis: int) -> jax.Array:
     hard = jax.nn.one_hot(idx, x.shape[axis], dtype=x.dtype, axis=axis)
     all_masked = jnp.all(jnp.isneginf(x), axis=axis, keepdims=True)
     return jnp.where(all_masked, 0.0, hard).astype(x.dtype)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def sinkhorn_log(log_alpha: jax.Array, temperature: ArrayLike, num_iters: int) -> jax.Array:
-    """``num_iters`` row-then-column normalisations of ``log_alpha / T`` in the log domain.
-
-    Works on the last two axes; leading axes are batch axes carried through the loop, so
-    batching never wraps a loop in ``vmap``.
-    """
-    # Row normalisation is invariant to a per-row shift of log_alpha / T.
-    x = scale_and_shift(log_alpha, temperature, -1)
-
-    def body(_, x):
-        x = x - safe_logsumexp(x, axis=-1)
-        return x - safe_logsumexp(x, axis=-2)
-
-    return jax.lax.fori_loop(0, num_iters, body, x)
 
 
 def _mask_forbidden(scores: jax.Array) -> jax.Array:

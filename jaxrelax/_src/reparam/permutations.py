@@ -20,6 +20,7 @@ from jaxrelax._src.reparam.base import (
     float_params,
     support_where,
 )
+from jaxrelax._src.soft.sinkhorn import sinkhorn
 
 __all__ = ["gumbel_sinkhorn", "plackett_luce"]
 
@@ -31,7 +32,7 @@ def _sinkhorn_shapes(p: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def _gumbel_sinkhorn_transform(p: Params, g: jax.Array, num_iters: int, hard: bool):
     scores = p["log_alpha"] + g.astype(p["log_alpha"].dtype)
-    y = jnp.exp(_numerics.sinkhorn_log(scores, p["temperature"], num_iters))
+    y = sinkhorn(scores, p["temperature"], num_iters)  # the one Sinkhorn kernel
     if hard:
         y = _autodiff.straight_through(_numerics.hungarian(scores), y)
     return y

@@ -4,9 +4,6 @@
   permutahedron, Blondel et al. 2020; O(n log n)) read at the level ``q`` by linear
   interpolation between order statistics, as ``jnp.quantile``'s default ``"linear"``
   method reads the hard sort.
-* :func:`sort_with`: ``values`` carried by the entropic optimal transport plan that softly
-  sorts ``x`` (Cuturi, Teboul & Vert 2019; ``ott.tools.soft_sort.sort_with``), the
-  ``"sinkhorn"`` soft permutation of ``jr.soft.permutation_matrix``.
 """
 
 from __future__ import annotations
@@ -18,9 +15,8 @@ from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.soft import sorting
-from jaxrelax._src.soft.argsort import permutation_matrix
 
-__all__ = ["median", "quantile", "sort_with"]
+__all__ = ["median", "quantile"]
 
 
 def _check_q(q: ArrayLike) -> tuple[jax.Array, jax.Array | None]:
@@ -135,85 +131,3 @@ def median(
     .. note:: Deterministic, biased towards the mean for large ``ε``; O(n log n).
     """
     return quantile(x, 0.5, regularization_strength, axis)
-
-
-def sort_with(
-    x: ArrayLike,
-    values: ArrayLike,
-    regularization_strength: ArrayLike = 1.0,
-    descending: bool = False,
-    axis: int = -1,
-    *,
-    num_iters: int = 100,
-) -> jax.Array:
-    r"""Sorts ``values`` by the soft ranks of ``x``: ``P @ values`` with an OT soft permutation.
-
-    ``P = jr.soft.permutation_matrix(x, ε, method="sinkhorn")`` is the entropic optimal
-    transport plan between the squashed ``x`` and ``n`` sorted anchors (Cuturi, Teboul &
-    Vert 2019), scaled to be row-stochastic; output ``i`` is the convex combination
-    ``Σ_j P_ij values_j`` of the values whose keys ``x_j`` are softly the ``i``-th smallest
-    (largest with ``descending``) -- the semantics of ``ott.tools.soft_sort.sort_with``
-    (inputs sorted by a criterion). As ``ε → 0`` it tends to
-    ``values[argsort(x)]``; as ``ε → ∞`` every output tends to the mean of ``values``.
-    Ties in ``x`` average the tied values; ``-inf`` keys are masks, placed first (last
-    when descending) with their values carried exactly.
-
-    Args:
-      x: [..., n] sort keys; any float dtype.
-      values: the values to sort, shaped ``x.shape`` followed by any number of feature
-        axes (``x.shape + (d, ...)``); their dtype is kept.
-      regularization_strength: the entropic strength ``ε > 0`` of the transport, on costs
-        in ``[0, 1]``: ``1e-3`` is nearly hard for a few dozen entries. A scalar; it may be
-        traced (``<= 0`` gives NaN).
-      descending: sort by decreasing ``x``.
-      axis: the axis of ``x`` (and of ``values``) to sort along.
-      num_iters: Sinkhorn rounds, a static int ``>= 1`` (more are needed as ``ε`` falls).
-    Returns:
-      ``values`` softly sorted along ``axis``, with its shape and dtype.
-    Examples:
-      >>> x = jnp.array([0.3, -2.0, 1.5])
-      >>> v = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
-      >>> jr.soft.sort_with(x, v, regularization_strength=1e-3).round(1)
-      Array([[ 2. , 20. ],
-             [ 1. , 10.1],
-             [ 3. , 30. ]], dtype=float32)
-
-    References:
-      Cuturi, Teboul & Vert, `Differentiable Ranks and Sorting using Optimal Transport
-      <https://arxiv.org/abs/1905.11885>`_, NeurIPS 2019.
-
-    .. note:: Deterministic, biased towards the mean for large ``ε``. O(n²) time and
-       memory per row (the transport plan), times ``num_iters`` in the reverse pass; see
-       ``jr.soft.permutation_matrix`` for the size above which it warns.
-    """
-    arr = _checks.as_float_array(x)
-    vals = jnp.asarray(values)
-    if not jnp.issubdtype(vals.dtype, jnp.floating):
-        vals = _checks.as_float_array(vals, "values")
-    axis = _checks.check_axis(axis, arr.ndim)
-    if vals.shape[: arr.ndim] != arr.shape:
-        raise ValueError(
-            f"`values` with shape {vals.shape} must have the shape of `x` {arr.shape} "
-            "followed by optional feature axes."
-        )
-    # Checked here, so that errors name this function's own arguments.
-    _checks.check_positive(regularization_strength, "regularization_strength")
-    if jnp.ndim(regularization_strength) != 0:
-        raise ValueError(
-            "`regularization_strength` must be a scalar, got shape "
-            f"{jnp.shape(regularization_strength)}."
-        )
-    num_iters = _checks.check_int(num_iters, "num_iters")
-    p = permutation_matrix(
-        arr, regularization_strength, "sinkhorn", descending, axis=axis, num_iters=num_iters
-    )  # [..., n, n], the other axes of x leading
-    features = vals.shape[arr.ndim :]
-    v = jnp.moveaxis(vals, axis, arr.ndim - 1)  # [..., n, *features]
-    cdt = max(
-        (_checks.compute_dtype(vals.dtype), _checks.compute_dtype(p.dtype)),
-        key=lambda d: jnp.dtype(d).itemsize,
-    )
-    v = v.reshape((*v.shape[: arr.ndim], int(np.prod(features)))).astype(cdt)  # [..., n, d]
-    out = jnp.einsum("...ij,...jd->...id", p.astype(cdt), v)
-    out = out.reshape((*out.shape[:-1], *features))
-    return jnp.moveaxis(out, arr.ndim - 1, axis).astype(vals.dtype)
