@@ -1,7 +1,7 @@
 """The jaxrelax benchmark: ``python -m jaxrelax.bench [--quick] [--only NAME] [--out DIR]
 [--sort-sizes N ...]``.
 
-Four suites, each an ordinary user of the public API (``import jaxrelax as jr``):
+Five suites, each an ordinary user of the public API (``import jaxrelax as jr``):
 
 * ``toy``: the REBAR / RELAX / DisARM toy problem ``E_{b ~ Bern(σ(φ))}[(b − t)²]``:
   gradient variance, bias and cost of every discrete estimator at ``φ = 0``, and

@@ -4,6 +4,7 @@ Examples::
 
     python -m jaxrelax.bench --quick                       # every suite, small settings
     python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5   # soft sort/rank by size
+    python -m jaxrelax.bench --peers --only peers --quick  # beside torch, entmax, OTT-JAX
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
-    from jaxrelax.bench._runner import SUITES
+    from jaxrelax.bench._runner import EXTRA_SUITES, SUITES
 
     p = argparse.ArgumentParser(
         prog="python -m jaxrelax.bench",
@@ -32,7 +33,14 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="NAME",
-        help=f"run only these suites ({', '.join(SUITES)}); repeat or comma-separate",
+        help=f"run only these suites ({', '.join([*SUITES, *EXTRA_SUITES])}); repeat or "
+        "comma-separate",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="add the peers suite: jaxrelax beside PyTorch, entmax and OTT-JAX, for those "
+        "installed (pip install -e '.[peers]'); with --only, beside the suites named",
     )
     p.add_argument(
         "--sort-sizes",
@@ -60,15 +68,20 @@ def _size(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxrelax.bench._runner import SUITES, run_bench
+    from jaxrelax.bench._runner import EXTRA_SUITES, SUITES, run_bench
 
     args = parser().parse_args(argv)
     only = None
     if args.only:
         only = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
-        bad = [n for n in only if n not in SUITES]
+        names = [*SUITES, *EXTRA_SUITES]
+        bad = [n for n in only if n not in names]
         if bad:
-            parser().error(f"--only: unknown suite(s) {bad}; choose from {list(SUITES)}")
+            parser().error(f"--only: unknown suite(s) {bad}; choose from {names}")
+    if args.peers:
+        only = list(SUITES) if only is None else only
+        if "peers" not in only:
+            only.append("peers")
     overrides = {}
     if args.sort_sizes:
         if only is not None and "ops" not in only:

@@ -14,9 +14,9 @@ from typing import Any
 import jax
 
 import jaxrelax as jr
-from jaxrelax.bench import _report, cat_vae, ops, toy, vae
+from jaxrelax.bench import _report, cat_vae, ops, peers, toy, vae
 
-__all__ = ["SCHEMA", "SUITES", "run_bench"]
+__all__ = ["EXTRA_SUITES", "SCHEMA", "SUITES", "run_bench"]
 
 #: Version tag of the layout of ``results.json``.
 SCHEMA = "jaxrelax.bench/1"
@@ -25,11 +25,16 @@ SCHEMA = "jaxrelax.bench/1"
 #: ``plot``.
 SUITES = {"toy": toy, "vae": vae, "cat_vae": cat_vae, "ops": ops}
 
+#: Suites run only when named (``--only peers``, or ``--peers`` beside the default ones):
+#: not part of the default run.
+EXTRA_SUITES = {"peers": peers}
+
 _CONFIGS = {
     "toy": toy.ToyConfig,
     "vae": vae.VAEConfig,
     "cat_vae": cat_vae.CatVAEConfig,
     "ops": ops.OpsConfig,
+    "peers": peers.PeersConfig,
 }
 
 
@@ -70,7 +75,8 @@ def run_bench(
       out_dir: output folder (created).
       quick: use each suite's ``quick()`` configuration.
       seed: random seed of every suite.
-      only: suite names to run (default: all, in the order of ``SUITES``).
+      only: suite names to run, from ``SUITES`` and ``EXTRA_SUITES`` (default: every
+        suite of ``SUITES``); they run in the order of ``SUITES``, then ``EXTRA_SUITES``.
       progress: show a tqdm progress bar on stderr.
       argv: the command line, recorded in the JSON.
       configs: per-suite configuration objects overriding the defaults (tests).
@@ -80,9 +86,10 @@ def run_bench(
     Returns:
       The record written to ``results.json``.
     """
-    names = list(SUITES) if not only else [n for n in SUITES if n in set(only)]
-    if only and set(only) - set(SUITES):
-        raise ValueError(f"`only` has unknown suites {sorted(set(only) - set(SUITES))}.")
+    suites = {**SUITES, **EXTRA_SUITES}
+    names = list(SUITES) if not only else [n for n in suites if n in set(only)]
+    if only and set(only) - set(suites):
+        raise ValueError(f"`only` has unknown suites {sorted(set(only) - set(suites))}.")
     cfgs = {}
     for n in names:
         cfg = (configs or {}).get(n)
@@ -99,22 +106,22 @@ def run_bench(
         "seconds": {},
         "cpu_seconds": {},
     }
-    bar = _report.Progress(sum(SUITES[n].num_tasks(cfgs[n]) for n in names), enabled=progress)
+    bar = _report.Progress(sum(suites[n].num_tasks(cfgs[n]) for n in names), enabled=progress)
     texts = []
     try:
         for n in names:
             t0, c0 = time.perf_counter(), time.process_time()
-            result = SUITES[n].run(cfgs[n], seed, bar)
+            result = suites[n].run(cfgs[n], seed, bar)
             record["seconds"][n] = time.perf_counter() - t0
             record["cpu_seconds"][n] = time.process_time() - c0
             record["suites"][n] = result
-            tables = SUITES[n].tables(result)
+            tables = suites[n].tables(result)
             texts += tables
             if echo:
                 bar.clear()
                 for t in tables:
                     print(t + "\n", flush=True)
-            paths = SUITES[n].plot(result, out_dir)
+            paths = suites[n].plot(result, out_dir)
             record["plots"] += [os.path.basename(p) for p in paths]
     finally:
         bar.close()
