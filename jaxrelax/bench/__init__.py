@@ -15,6 +15,8 @@ Five suites, each an ordinary user of the public API (``import jaxrelax as jr``)
 * ``ops``: forward + backward cost of relaxed operators relative to hard floors, and of
   soft sort / rank against ``jnp.sort`` by row length
   (``python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5``).
+* ``peers`` (only with ``--peers``): jaxrelax beside PyTorch, the entmax package and
+  OTT-JAX where they are installed (``pip install -e ".[peers]"``).
 
 Results go to ``bench-results/`` (``results.json`` with every number, ``summary.txt``
 with the printed tables, and PNG plots).
