@@ -35,7 +35,8 @@ from hypothesis import strategies as st
 
 import jaxrelax as jr
 from jaxrelax._src import _numerics
-from jaxrelax._src.soft import _isotonic, permutation
+from jaxrelax._src.soft import _isotonic
+from jaxrelax._src.soft import sinkhorn as sinkhorn_kernel
 
 N = 130  # two chunks of _isotonic._CHUNK = 128 entries
 K = 43
@@ -269,14 +270,14 @@ def _assert_columns_exact(p, dtype, n_rows, n_cols):
 @jax.jit
 def _plans(x, temperature):
     """The plans of the two potentials loops (20 rounds; at most 50 with a tolerance),
-    assembled by ``permutation._plan``."""
+    assembled by ``sinkhorn_kernel._plan``."""
     c = _numerics.scale_and_shift(x, temperature, -1)
     n, m = x.shape[-2:]
     log_a = jnp.zeros(x.shape[:-1], x.dtype)
     log_b = jnp.full((*x.shape[:-2], m), np.log(n / m), x.dtype)
-    f, _ = permutation._potentials_unrolled(c, log_a, log_b, 20, None)
-    f_tol, _ = permutation._potentials_loop(c, log_a, log_b, 50, 1e-9)
-    return permutation._plan(c, f, log_b), permutation._plan(c, f_tol, log_b)
+    f, _ = sinkhorn_kernel._potentials_unrolled(c, log_a, log_b, 20, None)
+    f_tol, _ = sinkhorn_kernel._potentials_loop(c, log_a, log_b, 50, 1e-9)
+    return sinkhorn_kernel._plan(c, f, log_b), sinkhorn_kernel._plan(c, f_tol, log_b)
 
 
 def test_sinkhorn_plan_columns_exact_float64(x64):
