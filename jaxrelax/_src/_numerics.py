@@ -42,12 +42,9 @@ __all__ = [
     "one_hot_argmax",
     "safe_logsumexp",
     "scale_and_shift",
-    "sg",  # re-exported from _autodiff for _src/soft, until it imports _autodiff
     "softmax",
     "sort",
 ]
-
-sg = _autodiff.sg
 
 
 def finite_max(x: jax.Array, axis: int | tuple[int, ...] = -1) -> jax.Array:
@@ -331,7 +328,7 @@ def argsort(
       Array([1, 0, 3, 2, 4], dtype=int32)
     """
     xl, axis = _last_axis(x, axis)
-    xl = sg(xl)
+    xl = _autodiff.sg(xl)
     if xl.size == 0 or jnp.issubdtype(xl.dtype, jnp.complexfloating):
         perm = jnp.argsort(xl, axis=-1, stable=stable, descending=descending)
         return jnp.moveaxis(perm.astype(jnp.int32), -1, axis)
@@ -375,7 +372,7 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
 
     def cpu(v):
         if jnp.issubdtype(v.dtype, jnp.floating):
-            perm = _argsort_cpu(sg(v), False)
+            perm = _argsort_cpu(_autodiff.sg(v), False)
             out = jnp.take_along_axis(v, perm, axis=-1, mode="promise_in_bounds")
         else:
             u = lax.sort(_sort_key(v), dimension=v.ndim - 1)

@@ -74,6 +74,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxrelax._src import _autodiff
+
 __all__ = ["project"]
 
 #: Entries per chunk of the first phase.
@@ -445,8 +447,8 @@ def project(s: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
     most ``2**24`` entries in float32.
     """
     s2, w2 = _flat(s), _flat(w)
-    bid, u, *aux = _blocks(lax.stop_gradient(s2), lax.stop_gradient(w2), kl)
-    blocks = jax.tree.map(lax.stop_gradient, (bid, u, tuple(aux)))
+    bid, u, *aux = _blocks(_autodiff.sg(s2), _autodiff.sg(w2), kl)
+    blocks = jax.tree.map(_autodiff.sg, (bid, u, tuple(aux)))
     return _assemble(s2, w2, *blocks, kl).reshape(s.shape)
 
 
