@@ -82,8 +82,8 @@ def permutation_matrix(
     (unimodal rows, as ``tfp.math.soft_sorting_matrix`` promises).
 
     ``hard=True`` returns the exact permutation matrix (stable argsort) in the forward pass
-    with the gradient of the relaxed one (straight-through,
-    ``_autodiff.straight_through``, bit-exact).
+    with the gradient of the relaxed one (straight-through, as ``jr.st.straight_through``:
+    the forward value is the exact matrix bit for bit).
 
     Ties: tied elements get equal columns, so each row that selects one of them splits its
     mass equally between them (``P @ x`` is still the sorted value); the hard matrix
