@@ -256,3 +256,23 @@ def test_permutation_matrix_temperature_is_a_scalar():
     x = jnp.array([0.3, -1.0, 2.0])
     with pytest.raises(ValueError, match="`temperature`"):
         jr.soft.permutation_matrix(x, jnp.array([1.0, 0.5, 2.0]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
+def test_st_estimator_full_shape(dtype):
+    """``jr.estimators.st_gumbel_softmax``'s gradient (the relaxed sample's Jacobian at the
+    hard sample) with a per-entry T, against the definition. (``jr.nn.GumbelSoftmax`` calls
+    ``jr.gumbel_softmax``, tested above.)"""
+    key = jax.random.key(4)
+    params = jnp.asarray(_x((2, 4), 7, 1.0), dtype)
+    t64 = _t((2, 4), 8)
+    t = jnp.asarray(t64, dtype)
+    w = jnp.asarray(_rng(9).normal(size=(2, 4)), dtype)
+    E = jr.estimators.st_gumbel_softmax(lambda y: jnp.sum(w * y), dist="categorical", temperature=t)
+    got = jax.grad(E)(params, key)
+    (k1,) = jax.random.split(key, 1)
+    g = jnp.asarray(_random.gumbel(k1, (2, 4), dtype), F64)
+    want = jax.grad(
+        lambda p: jnp.sum(w.astype(F64) * jax.nn.softmax((jax.nn.log_softmax(p) + g) / t64))
+    )(jnp.asarray(params, F64))
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-4, atol=1e-6)
