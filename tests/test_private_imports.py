@@ -3,14 +3,14 @@
 A subpackage of ``jaxrelax/_src`` (``estimators``, ``soft``, ``reparam``, ...) keeps its
 private helpers (``_core``, ``_dists``, ``_isotonic``, any ``_name``) to itself; code that
 another subpackage needs moves to a shared home: ``jaxrelax/_src/_checks.py``,
-``_random.py``, ``_numerics.py`` or ``_autodiff.py`` (whose *public* names every module may
+``_random.py``, ``_numerics.py`` or ``_numerics.py`` (whose *public* names every module may
 import). The same holds outside ``_src``: ``jaxrelax.bench`` may use its own ``_report`` but not
 ``jaxrelax._src.estimators._core``.
 
 The check parses every module under ``jaxrelax/`` with :mod:`ast`, so it sees imports split
 over several lines, ``import a.b as c`` and relative imports, and resolves each imported
 object to its full dotted path. It does not follow attribute access
-(``from jaxrelax._src import estimators; estimators._core``).
+(``from jaxrelax._src import _numerics, estimators; estimators._core``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = "jaxrelax"
 # The shared homes: top-level modules of jaxrelax/_src whose public names every module uses.
-SHARED = frozenset({"_autodiff", "_checks", "_random", "_numerics"})
+SHARED = frozenset({"_checks", "_random", "_numerics"})
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -147,7 +147,7 @@ ESTIMATOR = "jaxrelax._src.estimators.arm"
         "import jaxrelax._src.soft._isotonic",
         "import jaxrelax._src.soft._isotonic as iso",
         "from jaxrelax._src._checks import _private_helper",
-        "from jaxrelax._src import _secret",
+        "from jaxrelax._src import _numerics, _secret",
         "from jaxrelax.bench import _report",
         "from jaxrelax._src.soft._isotonic import *",
         "def f():\n    from jaxrelax._src.reparam.base import _x\n    return _x",
@@ -164,7 +164,7 @@ def test_checker_flags_a_violating_import(source):
         "from jaxrelax._src.estimators._core import first_order_only",
         "from . import _core",
         "from ._dists import _logits",
-        "from jaxrelax._src import _autodiff, _checks, _numerics, _random",  # the shared homes
+        "from jaxrelax._src import _checks, _numerics, _random",  # the shared homes
         "from jaxrelax._src._numerics import safe_logsumexp",
         "from jaxrelax._src.st.basic import straight_through as _straight_through",
         "from jaxrelax._src.soft import sorting",

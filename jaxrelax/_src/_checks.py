@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 
 __all__ = [
     "as_float_array",
@@ -256,7 +256,7 @@ def traced_valid(value: Any, *, allow_zero: bool = False) -> jax.Array | None:
     if not jnp.issubdtype(v.dtype, jnp.floating):
         return ok
     vf = v.astype(compute_dtype(v.dtype))
-    link = 1.0 + 0.0 * jnp.sum(vf - _autodiff.sg(vf))
+    link = 1.0 + 0.0 * jnp.sum(vf - _numerics.sg(vf))
     return jnp.where(ok, 1.0, jnp.nan).astype(vf.dtype) * link
 
 

@@ -1,4 +1,10 @@
-"""Shared numerics: the one home of the stable kernels every subpackage uses.
+"""Shared numerics: the one home of the stable kernels and autodiff idioms every
+subpackage uses.
+
+* :func:`sg` — ``jax.lax.stop_gradient`` under one name; :func:`straight_through` —
+  forward ``hard``, derivatives of ``soft``, bit-exact; :func:`magic_box_minus_one` —
+  the DiCE magic box; :func:`first_order_only` / :func:`no_derivative` — a second
+  derivative (or any derivative) raises ``NotImplementedError`` with the caller's message;
 
 * :func:`finite_max` — the "subtract the finite maximum" shift (stop-gradient'ed; 0 for a
   row of only ``-inf``), which keeps huge logits and tiny temperatures finite;
@@ -30,28 +36,92 @@ import optax
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff
-
 __all__ = [
     "argsort",
     "finite_max",
+    "first_order_only",
     "hungarian",
     "log_add",
+    "magic_box_minus_one",
     "masked_log_softmax",
     "nan_rows",
+    "no_derivative",
     "one_hot_argmax",
     "safe_logsumexp",
     "scale_and_shift",
+    "sg",
     "softmax",
     "sort",
+    "straight_through",
 ]
+
+sg = jax.lax.stop_gradient
+
+
+def straight_through(hard: jax.Array, soft: jax.Array) -> jax.Array:
+    """Forward value ``hard`` (in ``soft``'s dtype), derivatives of every order those of
+    ``soft``.
+
+    Written ``(soft − sg(soft)) + sg(hard)``, which is bit-exact (``soft − soft`` is
+    exactly 0 for finite ``soft``), unlike the textbook ``soft + sg(hard − soft)`` that
+    rounds. A non-finite ``soft`` makes the value NaN: callers replace it first (a
+    ``-inf`` mask enters as 0). ``hard`` and ``soft`` have the same shape (unchecked;
+    ``jr.st.straight_through`` checks it).
+    """
+    return (soft - sg(soft)) + sg(hard).astype(soft.dtype)
+
+
+def magic_box_minus_one(logp: jax.Array) -> jax.Array:
+    """``exp(logp − stop_gradient(logp)) − 1``: exactly 0, first derivative ``∇logp``
+    and second ``∇logp ∇logpᵀ + ∇²logp`` (DiCE, Foerster et al. 2018).
+
+    ``Σ w · magic_box_minus_one(log p(x))`` with a live weight ``w`` (``f(x, *args)``,
+    ``x`` stop-gradient'ed) is a surrogate whose derivatives of every order w.r.t. the
+    parameters, and mixed with ``args``, are unbiased score-function estimates, and whose
+    first derivative w.r.t. ``args`` is 0 (``value`` already carries ``E[∂f/∂args]``).
+    """
+    return jnp.expm1(logp - sg(logp))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def no_derivative(value: jax.Array, inputs: tuple[jax.Array, ...], message: str) -> jax.Array:
+    """``value`` itself; differentiating it, in ``value`` or in any of ``inputs`` (what
+    it was computed from), raises ``NotImplementedError(message)``.
+
+    For a quantity that already is a derivative and has none of its own (a backward
+    pass by finite differences of solver outputs): without the guard, autodiff through
+    it would return a silent 0. The rule is called only for a tangent that is not a
+    symbolic zero, so a first derivative that does not reach it is unaffected.
+    """
+    del inputs, message
+    return value
+
+
+@no_derivative.defjvp
+def _no_derivative_jvp(message, primals, tangents):
+    del primals, tangents
+    raise NotImplementedError(message)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def first_order_only(x: jax.Array, message: str) -> jax.Array:
+    """The identity, with a first derivative and no second one: differentiating it twice
+    raises ``NotImplementedError(message)`` (instead of the silent 0 of a surrogate that
+    is linear in ``x``)."""
+    return x
+
+
+@first_order_only.defjvp
+def _first_order_only_jvp(message, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return first_order_only(x, message), t * no_derivative(jnp.ones_like(x), (x,), message)
 
 
 def finite_max(x: jax.Array, axis: int | tuple[int, ...] = -1) -> jax.Array:
     """The maximum of ``x`` along ``axis`` (kept), stop-gradient'ed; 0 where it is not
     finite (a row of only ``-inf``), so that ``x − finite_max(x)`` is exact and safe."""
     m = jnp.max(x, axis=axis, keepdims=True)
-    return _autodiff.sg(jnp.where(jnp.isfinite(m), m, 0.0))
+    return sg(jnp.where(jnp.isfinite(m), m, 0.0))
 
 
 def scale_and_shift(
@@ -86,7 +156,7 @@ def nan_rows(x: jax.Array, axis: int = -1) -> jax.Array:
     NaN slice's gradient NaN (the product's transpose multiplies by NaN, whatever the
     masks do after it), ``out * f`` on the way out makes its value NaN, never ``-inf``.
     """
-    bad = jnp.any(jnp.isnan(_autodiff.sg(x)), axis=axis, keepdims=True)
+    bad = jnp.any(jnp.isnan(sg(x)), axis=axis, keepdims=True)
     return jnp.where(bad, jnp.nan, 1.0).astype(x.dtype)
 
 
@@ -132,7 +202,7 @@ def log_add(a: jax.Array, b: jax.Array) -> jax.Array:
     ``-inf`` with zero gradient, at every order. Associative, so it can drive a
     ``lax.associative_scan`` (a cumulative log-sum-exp).
     """
-    m = _autodiff.sg(jnp.maximum(a, b))
+    m = sg(jnp.maximum(a, b))
     m = jnp.where(jnp.isfinite(m), m, 0.0)
     s = jnp.exp(a - m) + jnp.exp(b - m)
     ok = s > 0
@@ -184,7 +254,7 @@ def hungarian(scores: jax.Array) -> jax.Array:
     ``optax.assignment.hungarian_algorithm``; leading axes are mapped with ``vmap``.
     Jitted: one compile per shape and dtype, also for eager callers.
     """
-    scores = _autodiff.sg(scores)
+    scores = sg(scores)
     if scores.size == 0:
         return jnp.zeros(scores.shape, scores.dtype)
 
@@ -328,7 +398,7 @@ def argsort(
       Array([1, 0, 3, 2, 4], dtype=int32)
     """
     xl, axis = _last_axis(x, axis)
-    xl = _autodiff.sg(xl)
+    xl = sg(xl)
     if xl.size == 0 or jnp.issubdtype(xl.dtype, jnp.complexfloating):
         perm = jnp.argsort(xl, axis=-1, stable=stable, descending=descending)
         return jnp.moveaxis(perm.astype(jnp.int32), -1, axis)
@@ -372,7 +442,7 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
 
     def cpu(v):
         if jnp.issubdtype(v.dtype, jnp.floating):
-            perm = _argsort_cpu(_autodiff.sg(v), False)
+            perm = _argsort_cpu(sg(v), False)
             out = jnp.take_along_axis(v, perm, axis=-1, mode="promise_in_bounds")
         else:
             u = lax.sort(_sort_key(v), dimension=v.ndim - 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 
 __all__ = ["gumbel_softmax"]
 
@@ -70,5 +70,5 @@ def gumbel_softmax(
         # masked entry stays -inf there (so it is never picked, and a fully masked row
         # gives zeros), and the sample does not depend on T (at a huge T, ``y`` rounds
         # to uniform and its arg max would always be index 0).
-        y = _autodiff.straight_through(_numerics.one_hot_argmax(perturbed, axis), y)
+        y = _numerics.straight_through(_numerics.one_hot_argmax(perturbed, axis), y)
     return _checks.poison(y.astype(arr.dtype), _checks.traced_valid(temperature))

@@ -28,7 +28,7 @@ autodiff through ``f``). W.r.t. ``params`` the first derivative is the estimator
 second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is what the
 estimator's record says (:data:`HigherOrder`): exact (``exact``: surrogate
 ``Σ (p − sg(p)) f``), an unbiased estimate (``reinforce``: the DiCE magic box,
-``_autodiff.magic_box_minus_one``), autodiff of the (relaxed) Monte Carlo objective, the
+``_numerics.magic_box_minus_one``), autodiff of the (relaxed) Monte Carlo objective, the
 derivative of a biased surrogate (straight-through; REBAR and RELAX, where it serves the
 variance gradient but lacks the score outer-product term of ``∇²E``), or a
 ``NotImplementedError`` (:func:`first_order_only`), never a silent 0.
@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.estimators import _dists
 
 __all__ = [
@@ -260,10 +260,10 @@ def sampling_rule(
 
 
 def first_order_only(x: jax.Array, name: str) -> jax.Array:
-    """:func:`_autodiff.first_order_only` for the estimator ``name``: the identity, whose
+    """:func:`_numerics.first_order_only` for the estimator ``name``: the identity, whose
     second derivative raises ``NotImplementedError`` naming the estimator and the ones
     with higher derivatives (instead of a silent 0 from a surrogate linear in ``params``)."""
-    return _autodiff.first_order_only(
+    return _numerics.first_order_only(
         x,
         f"jr.estimators.{name} estimates only the first derivative w.r.t. `params`; its "
         "second derivative (jax.hessian, grad of grad, jacfwd of grad) is not implemented. "
@@ -298,7 +298,7 @@ def estimate(
 ) -> jax.Array:
     """Runs ``rule`` and assembles the estimator's value and gradients (see module doc)."""
     key = _checks.check_key(key)
-    args_fixed = _autodiff.sg(args)
+    args_fixed = _numerics.sg(args)
 
     def f_live(x):
         return _scalar(f(x, *args), "f")
@@ -306,21 +306,21 @@ def estimate(
     def f_fixed(x):
         return _scalar(f(x, *args_fixed), "f")
 
-    call = Call(f_live, f_fixed, args_fixed, _autodiff.sg(cv_params), tuple(args))
+    call = Call(f_live, f_fixed, args_fixed, _numerics.sg(cv_params), tuple(args))
     value, surrogate = rule(params, key, call)
     value = jnp.asarray(value)
     dtype = value.dtype if jnp.issubdtype(value.dtype, jnp.floating) else jnp.float32
-    out = value + (surrogate - _autodiff.sg(surrogate)).astype(dtype)
+    out = value + (surrogate - _numerics.sg(surrogate)).astype(dtype)
     if variance_grad:
 
         def grad_estimate(cv):
             def surrogate_of(p):
                 return rule(p, key, Call(f_fixed, f_fixed, args_fixed, cv, args_fixed))[1]
 
-            return jax.grad(surrogate_of)(_autodiff.sg(params))
+            return jax.grad(surrogate_of)(_numerics.sg(params))
 
         v = _sum_squares(grad_estimate(cv_params))
-        out = out + (v - _autodiff.sg(v)).astype(dtype)
+        out = out + (v - _numerics.sg(v)).astype(dtype)
     return out
 
 

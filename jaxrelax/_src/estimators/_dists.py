@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 
 __all__ = [
     "MAX_STATES",
@@ -138,10 +138,10 @@ class Bernoulli:
         return logits + _random.logistic(key, logits.shape, logits.dtype)
 
     def harden(self, z: jax.Array) -> jax.Array:
-        return (_autodiff.sg(z) > 0).astype(z.dtype)
+        return (_numerics.sg(z) > 0).astype(z.dtype)
 
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
-        return self.harden(self.perturb(_autodiff.sg(logits), key))
+        return self.harden(self.perturb(_numerics.sg(logits), key))
 
     def relax(self, z: jax.Array, temperature: ArrayLike) -> jax.Array:
         return jax.nn.sigmoid(z / jnp.asarray(temperature, z.dtype))
@@ -160,7 +160,7 @@ class Bernoulli:
         log_v, log_1mv = jnp.log(v), jnp.log1p(-v)
         one = jax.nn.softplus(logits + log_v) - log_1mv
         zero = log_v - jax.nn.softplus(log_1mv - logits)
-        return jnp.where(_autodiff.sg(b) > 0, one, zero)
+        return jnp.where(_numerics.sg(b) > 0, one, zero)
 
     def log_prob(self, logits: jax.Array, b: jax.Array) -> jax.Array:
         """Joint ``log p(b)``, summed over every coordinate."""
@@ -209,10 +209,10 @@ class Categorical:
         return self._log_probs(logits) + _random.gumbel(key, logits.shape, logits.dtype)
 
     def harden(self, z: jax.Array) -> jax.Array:
-        return _numerics.one_hot_argmax(_autodiff.sg(z), -1)
+        return _numerics.one_hot_argmax(_numerics.sg(z), -1)
 
     def sample(self, logits: jax.Array, key: jax.Array) -> jax.Array:
-        return self.harden(self.perturb(_autodiff.sg(logits), key))
+        return self.harden(self.perturb(_numerics.sg(logits), key))
 
     def relax(self, z: jax.Array, temperature: ArrayLike) -> jax.Array:
         return _numerics.softmax(z, temperature, -1)
@@ -231,7 +231,7 @@ class Categorical:
         masked = jnp.isneginf(lp)
         lp_safe = jnp.where(masked, 0.0, lp)
         log_e = jnp.log(-jnp.log(_random.uniform_open(key, logits.shape, logits.dtype)))
-        b = _autodiff.sg(b)
+        b = _numerics.sg(b)
         log_e_b = jnp.sum(jnp.where(b > 0, log_e, 0.0), axis=-1, keepdims=True)
         other = -jnp.logaddexp(log_e - lp_safe, log_e_b)
         z = jnp.where(b > 0, -log_e_b, other)
@@ -292,7 +292,7 @@ class ReparamDist:
         return self.reparam(params, "sample").sample(key)
 
     def sample(self, params: Any, key: jax.Array) -> jax.Array:
-        return _autodiff.sg(self.reparam(_autodiff.sg(params), "sample").sample(key))
+        return _numerics.sg(self.reparam(_numerics.sg(params), "sample").sample(key))
 
     def log_prob(self, params: Any, x: jax.Array) -> jax.Array:
         return jnp.sum(self.reparam(params, "log_prob").log_prob(x))

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrelax._src import _autodiff, _numerics, _random
+from jaxrelax._src import _numerics, _random
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["arm", "disarm"]
@@ -55,17 +55,17 @@ def _antithetic(
         def one_pair(k):
             u = _random.uniform_open(k, logits.shape, logits.dtype)
             logit_u = jnp.log(u) - jnp.log1p(-u)
-            lg = _autodiff.sg(logits)
+            lg = _numerics.sg(logits)
             # Both are exact Bernoulli(sigmoid(l)) samples from the same uniform u.
             b1 = (lg + logit_u > 0).astype(dtype)  # 1[u > sigmoid(-l)]  (1[1 - u < sigmoid(l)])
             b2 = (lg - logit_u > 0).astype(dtype)  # 1[u < sigmoid(l)]
             f1, f2 = call.f(b1), call.f(b2)
-            g = grad_rule(lg, u, b1, b2, _autodiff.sg(f1 - f2).astype(lg.dtype))
+            g = grad_rule(lg, u, b1, b2, _numerics.sg(f1 - f2).astype(lg.dtype))
             return 0.5 * (f1 + f2), g
 
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
         # Linear in the logits: its second derivative would be a silent 0, so it raises.
-        g = _autodiff.sg(jnp.mean(grads, axis=0))
+        g = _numerics.sg(jnp.mean(grads, axis=0))
         surrogate = jnp.sum(g * _core.first_order_only(logits, info.name))
         return jnp.mean(values), surrogate
 
@@ -131,7 +131,7 @@ def _stick_breaking(logits: jax.Array):
     """
     lp = _numerics.masked_log_softmax(logits, -1)
     k = logits.shape[-1]
-    order = _numerics.argsort(_autodiff.sg(lp), axis=-1, descending=True)  # masks sort last
+    order = _numerics.argsort(_numerics.sg(lp), axis=-1, descending=True)  # masks sort last
     lps = jnp.take_along_axis(lp, order, axis=-1)
     later = jnp.asarray(np.arange(k)[None, :] > np.arange(k)[:, None])  # [i, j]: j > i
     tail = _numerics.safe_logsumexp(
@@ -142,7 +142,7 @@ def _stick_breaking(logits: jax.Array):
     eta = jnp.where(live, jnp.where(live, head, 0.0) - jnp.where(live, tail, 0.0), 0.0)
     # Deterministic positions: the last unmasked category always stops (η = +inf), a
     # masked one never does (η = −inf).
-    eta_hard = jnp.where(live, _autodiff.sg(eta), jnp.where(jnp.isfinite(head), jnp.inf, -jnp.inf))
+    eta_hard = jnp.where(live, _numerics.sg(eta), jnp.where(jnp.isfinite(head), jnp.inf, -jnp.inf))
     return order, eta, eta_hard
 
 
@@ -156,7 +156,7 @@ def _disarm_categorical(
         # Its Jacobian is the identity and its Hessian raises: a second derivative of the
         # surrogate (which is not an estimate of ∇²E) is never returned silently.
         order, eta, eta_hard = _stick_breaking(_core.first_order_only(logits, DISARM.name))
-        order = _autodiff.sg(order)
+        order = _numerics.sg(order)
         q = jax.nn.sigmoid(eta_hard)
         all_masked = jnp.all(jnp.isneginf(logits), axis=-1, keepdims=True)
         pos = jnp.arange(k - 1)
@@ -176,7 +176,7 @@ def _disarm_categorical(
             z, x = first_stop(b)
             z_anti, x_anti = first_stop(b_anti)
             f_b, f_anti = call.f(x), call.f(x_anti)
-            df = _autodiff.sg(f_b - f_anti).astype(eta.dtype)
+            df = _numerics.sg(f_b - f_anti).astype(eta.dtype)
             zi, zai = z[..., None], z_anti[..., None]
             b_f, ba_f = b.astype(eta.dtype), b_anti.astype(eta.dtype)
             # Both draws visit i <= min(z, z~): DisARM on the pair (b_i, b~_i).
@@ -190,8 +190,8 @@ def _disarm_categorical(
             return 0.5 * (f_b + f_anti), g
 
         values, grads = jax.vmap(one_pair)(_core.sample_keys(key, n))
-        g = _autodiff.sg(jnp.mean(grads, axis=0))
-        surrogate = jnp.sum(g * (eta - _autodiff.sg(eta)))
+        g = _numerics.sg(jnp.mean(grads, axis=0))
+        surrogate = jnp.sum(g * (eta - _numerics.sg(eta)))
         return jnp.mean(values), surrogate
 
     return _core.Estimator(DISARM, f, d, rule, n)

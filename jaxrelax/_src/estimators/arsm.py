@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrelax._src import _autodiff, _numerics, _random
+from jaxrelax._src import _numerics, _random
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["arsm"]
@@ -90,7 +90,7 @@ def arsm(
         dtype = d.out_dtype(params)
         k = logits.shape[-1]
         c, j, perm = _swaps(k)
-        lg = _autodiff.sg(logits)
+        lg = _numerics.sg(logits)
         masked = jnp.isneginf(lg)
 
         def one_draw(key_pi):
@@ -103,7 +103,7 @@ def arsm(
             xs = _numerics.one_hot_argmax(lg - swapped, -1).astype(dtype)
             f_x = call.f(x)
             f_xs = jax.vmap(call.f_fixed)(xs) if c.size else jnp.zeros((0,), f_x.dtype)
-            fixed = _autodiff.sg(f_x).astype(lg.dtype)
+            fixed = _numerics.sg(f_x).astype(lg.dtype)
             big_f = fixed * jnp.eye(k, dtype=lg.dtype)
             big_f = big_f.at[c, j].set(f_xs.astype(lg.dtype)).at[j, c].set(f_xs.astype(lg.dtype))
             centred = big_f - jnp.mean(big_f, axis=0, keepdims=True)
@@ -112,10 +112,10 @@ def arsm(
             return f_x, jnp.where(masked, 0.0, g)
 
         values, grads = jax.vmap(one_draw)(_core.sample_keys(key, n))
-        g = _autodiff.sg(jnp.mean(grads, axis=0))
+        g = _numerics.sg(jnp.mean(grads, axis=0))
         # Linear in the logits: its second derivative would be a silent 0, so it raises.
         x = _core.first_order_only(jnp.where(masked, 0.0, logits), ARSM.name)
-        surrogate = jnp.sum(g * (x - _autodiff.sg(x)))
+        surrogate = jnp.sum(g * (x - _numerics.sg(x)))
         return jnp.mean(values), surrogate
 
     return _core.Estimator(ARSM, f, d, rule, n)

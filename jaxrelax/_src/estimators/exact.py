@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["exact"]
@@ -78,10 +78,10 @@ def exact(
         fx = jax.vmap(call.f)(states)
         logp = jax.vmap(lambda x: d.log_prob(logits, x))(states)
         p = jnp.exp(logp)
-        value = jnp.sum(_autodiff.sg(p).astype(fx.dtype) * fx)
+        value = jnp.sum(_numerics.sg(p).astype(fx.dtype) * fx)
         # Exactly 0, with every derivative of Σ p(x) f(x) w.r.t. params and mixed
         # params/args derivatives; the args gradient is carried by ``value`` alone.
-        surrogate = jnp.sum((p - _autodiff.sg(p)) * fx.astype(p.dtype))
+        surrogate = jnp.sum((p - _numerics.sg(p)) * fx.astype(p.dtype))
         return value, surrogate
 
     return _core.Estimator(EXACT, f, d, rule, num_samples)

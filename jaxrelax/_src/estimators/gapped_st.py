@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _numerics
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["gapped_st"]
@@ -33,7 +33,7 @@ def gapped_logits(logits: jax.Array, hard: jax.Array, gap: ArrayLike) -> jax.Arr
     lowered to at most ``max − gap`` (``m₂``). So the arg max is the sample, with a
     margin of at least ``gap``. ``-inf`` entries (masks) stay ``-inf``.
     """
-    lg = _autodiff.sg(logits)
+    lg = _numerics.sg(logits)
     top = _numerics.finite_max(lg, -1)
     gap = jnp.asarray(gap, lg.dtype)
     return jnp.where(hard > 0, top, jnp.minimum(lg, top - gap))
@@ -45,9 +45,9 @@ def _gapped_categorical(
     safe = jnp.where(jnp.isneginf(logits), 0.0, logits)
     # Value: the perturbed logits exactly (no θ + sg(m − θ) cancellation at huge θ);
     # derivative w.r.t. θ: the identity (0 at masks), as for θ + sg(m₁ − m₂).
-    moved = gapped_logits(logits, hard, gap) + (safe - _autodiff.sg(safe))
+    moved = gapped_logits(logits, hard, gap) + (safe - _numerics.sg(safe))
     soft = _numerics.softmax(moved, temperature, -1)
-    return _autodiff.straight_through(hard, soft)
+    return _numerics.straight_through(hard, soft)
 
 
 @_core.register(GAPPED_ST)

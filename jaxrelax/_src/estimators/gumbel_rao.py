@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["gumbel_rao"]
@@ -80,17 +80,17 @@ def gumbel_rao(
         k_z, k_v = jax.random.split(key)
         b = d.sample(logits, k_z)
         loc = d.location(logits)
-        fixed_loc = _autodiff.sg(loc)
+        fixed_loc = _numerics.sg(loc)
 
         def relaxed(k):
             # Conditional noise g = z̃ - location, held fixed: the gradient is that of
             # relax(location + g) (the unconditional pathwise derivative) at z̃ | b.
-            z_tilde = d.conditional(_autodiff.sg(logits), b, k)
+            z_tilde = d.conditional(_numerics.sg(logits), b, k)
             g = jnp.where(jnp.isneginf(fixed_loc), 0.0, z_tilde - fixed_loc)
-            return d.relax(loc + _autodiff.sg(g), temperature)
+            return d.relax(loc + _numerics.sg(g), temperature)
 
         soft = jnp.mean(jax.vmap(relaxed)(_core.sample_keys(k_v, m)), axis=0)
-        return _autodiff.straight_through(b, soft)
+        return _numerics.straight_through(b, soft)
 
     return _core.Estimator(
         GUMBEL_RAO,

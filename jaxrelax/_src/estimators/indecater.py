@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src import _autodiff, _numerics
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["indecater"]
@@ -99,12 +99,12 @@ def indecater(
             fx = jax.vmap(jax.vmap(at, (None, 0)), (0, None))(jnp.arange(num_vars), jnp.arange(k))
             # Impossible states (p = 0, -inf logits) contribute nothing, even if f is not
             # finite there.
-            fx = jnp.where(_autodiff.sg(probs) > 0, fx, 0.0)
-            p_fixed = _autodiff.sg(probs).astype(fx.dtype)
+            fx = jnp.where(_numerics.sg(probs) > 0, fx, 0.0)
+            p_fixed = _numerics.sg(probs).astype(fx.dtype)
             value = jnp.sum(p_fixed * fx) / max(num_vars, 1)
             # Exactly 0; its params gradient is Σ_i Σ_k ∇p_i(k) f(x_{-i}, k), its args
             # gradient 0 (value carries E[∂f/∂args]); mixed derivatives use the live f.
-            surrogate = jnp.sum((probs - _autodiff.sg(probs)) * fx.astype(probs.dtype))
+            surrogate = jnp.sum((probs - _numerics.sg(probs)) * fx.astype(probs.dtype))
             return value, surrogate
 
         values, surrogates = jax.vmap(one)(_core.sample_keys(key, n))

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["iwae"]
@@ -119,7 +119,7 @@ def iwae(
             lw = jax.vmap(lambda z: call.f(z) - d.log_prob(params, z))(zs)
             value = _log_mean_exp(lw)
             return value, jnp.zeros((), value.dtype)
-        fixed = _autodiff.sg(params)
+        fixed = _numerics.sg(params)
         # The draws' path to ``params`` has a first derivative only (the second raises).
         live = jax.tree_util.tree_map(lambda p: _core.first_order_only(p, IWAE.name), params)
         zs = jax.vmap(lambda k: d.rsample(live, k))(keys)
@@ -135,7 +135,7 @@ def iwae(
         # surrogate Σ w̃² (lw − lw₀) is 0 in value and in its args derivatives, and its
         # params derivative is Σ w̃² ∂lw/∂z ∂z/∂φ. w̃ keeps the live args, so the mixed
         # params/args derivative is the derivative of the DReG estimate.
-        lw0 = jax.vmap(log_weight)(_autodiff.sg(zs))
+        lw0 = jax.vmap(log_weight)(_numerics.sg(zs))
         value = _log_mean_exp(lw0)
         w2 = jnp.square(jax.nn.softmax(lw0))
         return value, jnp.sum(w2 * (lw - lw0))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["rebar", "relax"]
@@ -58,7 +58,7 @@ def _rule(
     def rule(params, key, call):
         logits = d.logits(params)
         dtype = d.out_dtype(params)
-        fixed_logits = _autodiff.sg(logits)
+        fixed_logits = _numerics.sg(logits)
 
         def one(k):
             k_z, k_v = jax.random.split(k)
@@ -71,7 +71,7 @@ def _rule(
             # f(b) is in the params' dtype, the control in the compute dtype (float32 for
             # half precision): promote explicitly.
             f_c = f_b.astype(_checks.compute_dtype(f_b.dtype))
-            coef = _autodiff.sg(f_c) - control(
+            coef = _numerics.sg(f_c) - control(
                 d.conditional(fixed_logits, b, k_v), call.cv_params, call
             )
             surrogate = (

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["reinforce"]
@@ -117,29 +117,29 @@ def reinforce(
         key_b, key_x = jax.random.split(key)
         xs = jax.vmap(lambda k: d.sample(logits, k))(_core.sample_keys(key_x, n))
         fx = jax.vmap(call.f)(xs)
-        fixed = _autodiff.sg(fx)
+        fixed = _numerics.sg(fx)
         if baseline is None:
             b = 0.0
         elif isinstance(baseline, str):
             b = (jnp.sum(fixed) - fixed) / (n - 1)
         elif callable(baseline):
-            b = _autodiff.sg(jnp.asarray(baseline(_autodiff.sg(params), key_b)))
+            b = _numerics.sg(jnp.asarray(baseline(_numerics.sg(params), key_b)))
         else:
             b = jnp.asarray(baseline)
         # DiCE form (Foerster et al. 2018): the weight keeps the live ``f`` (and ``h``) and
         # multiplies ``magic_box(log p) - 1``, which is 0 with gradient ∇ log p. First
         # derivatives are the REINFORCE estimate (w.r.t. params) and nothing extra (w.r.t.
         # args); second derivatives are unbiased too (see the note).
-        weight = fx - _autodiff.sg(b)
+        weight = fx - _numerics.sg(b)
         surrogate = 0.0
         if control_variate is not None:
             h, h_mean = control_variate
             weight = weight - jax.vmap(lambda x: h(x, *call.args))(xs)
             # E[h] with value and args gradient cancelled; only its params derivatives stay.
-            surrogate = h_mean(logits, *call.args) - h_mean(_autodiff.sg(logits), *call.args)
+            surrogate = h_mean(logits, *call.args) - h_mean(_numerics.sg(logits), *call.args)
         logp = jax.vmap(lambda x: d.log_prob(logits, x))(xs)
         surrogate = surrogate + jnp.mean(
-            weight.astype(logp.dtype) * _autodiff.magic_box_minus_one(logp)
+            weight.astype(logp.dtype) * _numerics.magic_box_minus_one(logp)
         )
         return jnp.mean(fx), surrogate
 

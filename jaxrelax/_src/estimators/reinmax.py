@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _numerics
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["reinmax"]
@@ -31,17 +31,17 @@ def _softmax_at(log_p: jax.Array, logits: jax.Array) -> jax.Array:
     value ``softmax(log_p)``, Jacobian w.r.t. ``θ = logits`` that of softmax at ``log_p``.
     ``-inf`` entries (masks, or probabilities that underflow) stay at probability 0."""
     safe = jnp.where(jnp.isneginf(logits), 0.0, logits)
-    delta = safe - _autodiff.sg(safe)  # 0, with the identity as its derivative (0 at masks)
-    return _numerics.softmax(_autodiff.sg(log_p) + delta, 1.0, -1)
+    delta = safe - _numerics.sg(safe)  # 0, with the identity as its derivative (0 at masks)
+    return _numerics.softmax(_numerics.sg(log_p) + delta, 1.0, -1)
 
 
 def _reinmax_categorical(logits: jax.Array, hard: jax.Array, temperature: ArrayLike) -> jax.Array:
     """Algorithm 2 of Liu et al. (2023) for one-hot ``hard`` drawn from softmax(logits)."""
     pi0 = _numerics.softmax(logits, 1.0, -1)
-    pi1 = 0.5 * (_numerics.softmax(_autodiff.sg(logits), temperature, -1) + hard)
+    pi1 = 0.5 * (_numerics.softmax(_numerics.sg(logits), temperature, -1) + hard)
     log_pi1 = jnp.where(pi1 > 0, jnp.log(jnp.where(pi1 > 0, pi1, 1.0)), -jnp.inf)
     pi2 = 2.0 * _softmax_at(log_pi1, logits) - 0.5 * pi0
-    return _autodiff.straight_through(hard, pi2)
+    return _numerics.straight_through(hard, pi2)
 
 
 @_core.register(REINMAX)

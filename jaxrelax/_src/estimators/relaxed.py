@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 from jaxrelax._src.gumbel_softmax import gumbel_softmax as _gumbel_softmax
 from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
@@ -59,7 +59,7 @@ def _concrete(d: _dists.DiscreteDist, temperature: ArrayLike, hard: bool):
             return _gumbel_softmax(key, d.location(logits), temperature=temperature, hard=hard)
         z = d.perturb(logits, key)
         y = d.relax(z, temperature)
-        return _autodiff.straight_through(d.harden(z), y) if hard else y
+        return _numerics.straight_through(d.harden(z), y) if hard else y
 
     return draw
 
@@ -185,6 +185,6 @@ def straight_through(
     def draw(logits, key):
         if d.name == "bernoulli":
             return _st_bernoulli(key, logits)
-        return _autodiff.straight_through(d.sample(logits, key), d.soft_mean(logits))
+        return _numerics.straight_through(d.sample(logits, key), d.soft_mean(logits))
 
     return _core.Estimator(STRAIGHT_THROUGH, f, d, _core.sampling_rule(d, n, draw), n)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrelax._src import _autodiff, _numerics
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["unordered_set"]
@@ -179,16 +179,16 @@ def unordered_set(
                 f"2^k · k) or >= K = {num_states} (exact), got {k}."
             )
         dtype = d.out_dtype(params)
-        log_p = d.location(_autodiff.sg(logits))  # masked log-softmax, no gradient
+        log_p = d.location(_numerics.sg(logits))  # masked log-softmax, no gradient
         if n == num_states:
             idx = jnp.arange(num_states)
         else:
-            _, idx = jax.lax.top_k(d.perturb(_autodiff.sg(logits), key), n)  # Gumbel-top-k
+            _, idx = jax.lax.top_k(d.perturb(_numerics.sg(logits), key), n)  # Gumbel-top-k
         log_ps = log_p[idx]
         valid = ~jnp.isneginf(log_ps)
         xs = jax.nn.one_hot(idx, num_states, dtype=dtype)
         fx = jax.vmap(call.f)(xs)
-        fixed = jnp.where(valid, _autodiff.sg(fx).astype(log_p.dtype), 0.0)
+        fixed = jnp.where(valid, _numerics.sg(fx).astype(log_p.dtype), 0.0)
         if n == num_states:  # the whole support: every ratio R is 1
             log_r1 = jnp.zeros((n,), log_p.dtype)
             log_r2 = jnp.zeros((n, n), log_p.dtype)
@@ -217,7 +217,7 @@ def unordered_set(
         # Σ_s sg(p(s) R (f(s) − b(s))) log p(s): gradient Σ ∇p(s) R (f(s) − b(s)). R depends
         # on params but is held fixed, so a second derivative would be wrong: it raises.
         live = d.location(_core.first_order_only(logits, UNORDERED_SET.name))[idx]
-        surrogate = jnp.sum(_autodiff.sg(w * (fixed - b)) * jnp.where(valid, live, 0.0))
+        surrogate = jnp.sum(_numerics.sg(w * (fixed - b)) * jnp.where(valid, live, 0.0))
         return value, surrogate
 
     return _core.Estimator(

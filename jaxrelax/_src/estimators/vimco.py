@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 
 __all__ = ["vimco"]
@@ -121,7 +121,7 @@ def vimco(
         signal = total - loo if m > 1 else jnp.broadcast_to(total, lw.shape)
         live = _core.first_order_only(logits, VIMCO.name)
         logq = jax.vmap(lambda x: d.log_prob(live, x))(xs)
-        surrogate = jnp.sum(signal.astype(logq.dtype) * (logq - _autodiff.sg(logq)))
+        surrogate = jnp.sum(signal.astype(logq.dtype) * (logq - _numerics.sg(logq)))
         return total, surrogate
 
     return _core.Estimator(VIMCO, f, d, rule, m)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _random
+from jaxrelax._src import _checks, _numerics, _random
 from jaxrelax._src.perturb.perturbed import _check_noise
 
 __all__ = ["imle"]
@@ -133,7 +133,7 @@ def imle(
     valid = (_checks.traced_valid(temperature), _checks.traced_valid(lambda_))
 
     def solve(theta: jax.Array) -> jax.Array:
-        return jnp.asarray(fn(_autodiff.sg(theta))).astype(theta.dtype)
+        return jnp.asarray(fn(_numerics.sg(theta))).astype(theta.dtype)
 
     def solve_all(theta, eps):
         return jax.vmap(solve)(theta[None] + eps)
@@ -153,7 +153,7 @@ def imle(
         # A NaN upstream gradient (e.g. a poisoned output) makes the whole estimate NaN,
         # as autodiff would; the finite difference of MAP states would hide it.
         grad = jnp.where(jnp.any(jnp.isnan(u)), jnp.nan, 1.0).astype(grad.dtype) * grad
-        grad = _autodiff.no_derivative(grad, (theta, u), _NO_SECOND_DERIVATIVE)
+        grad = _numerics.no_derivative(grad, (theta, u), _NO_SECOND_DERIVATIVE)
         return grad, jnp.zeros_like(eps), jnp.zeros_like(lam)
 
     core.defvjp(core_fwd, core_bwd)

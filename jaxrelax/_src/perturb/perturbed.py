@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _random
+from jaxrelax._src import _checks, _numerics, _random
 
 __all__ = ["perturbed"]
 
@@ -122,11 +122,11 @@ def perturbed(
     sigma_valid = _checks.traced_valid(sigma)  # None for a concrete σ (checked above)
 
     def solve(x: jax.Array) -> jax.Array:
-        return jnp.asarray(fn(_autodiff.sg(x))).astype(x.dtype)
+        return jnp.asarray(fn(_numerics.sg(x))).astype(x.dtype)
 
     def boxed(x, s, z):
         # The estimator of every derivative order (the docstring's formula).
-        x0, s0 = _autodiff.sg(x), _autodiff.sg(s)
+        x0, s0 = _numerics.sg(x), _numerics.sg(s)
         ys = jax.vmap(solve)(x0[None] + s0 * z)  # fn never sees a differentiable input
         # (U − x) / σ for the fixed perturbed point U = x0 + σ0 Z, written so that its
         # value is exactly Z while its derivatives in (x, σ) are those of (U − x) / σ.
@@ -135,7 +135,7 @@ def perturbed(
         log_p = log_p - jnp.sum(jnp.broadcast_to(jnp.log(s), x.shape))  # density of U
         # The magic box exp(log p − sg(log p)) − 1 is exactly 0, and its derivatives of
         # every order are those of the density ratio p_x(U) / p_{x0}(U) at x0.
-        box = _autodiff.magic_box_minus_one(log_p)
+        box = _numerics.magic_box_minus_one(log_p)
         base = ys - solve(x0)[None] if control_variate else ys
         return jnp.mean(ys, axis=0) + jnp.tensordot(box, base, axes=(0, 0)) / num_samples
 

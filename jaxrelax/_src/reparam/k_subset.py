@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 from jaxrelax._src.reparam.base import (
     Family,
     Params,
@@ -100,7 +100,7 @@ def _k_subset_noise(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) ->
 def _k_subset_transform(p: Params, u: jax.Array, k: int) -> jax.Array:
     logits = p["logits"]
     mu, _, (table, a, k_eff) = _marginals_and_dp(logits, k)
-    table, a, k_eff = _autodiff.sg(table), _autodiff.sg(a), _autodiff.sg(k_eff)
+    table, a, k_eff = _numerics.sg(table), _numerics.sg(a), _numerics.sg(k_eff)
     batch = logits.shape[:-1]
     n = logits.shape[-1]
     log_u = jnp.log(u.astype(logits.dtype))
@@ -108,7 +108,7 @@ def _k_subset_transform(p: Params, u: jax.Array, k: int) -> jax.Array:
     z = jax.vmap(lambda lu: _backward_sample(table, a, lu, k_eff))(flat)
     z = z.reshape(log_u.shape).astype(logits.dtype)
     # SIMPLE: the exact sample forward, the marginals' gradient backward.
-    return _autodiff.straight_through(z, mu)
+    return _numerics.straight_through(z, mu)
 
 
 def _k_subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:

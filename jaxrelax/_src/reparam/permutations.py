@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 from jaxrelax._src.reparam.base import (
     Family,
     Params,
@@ -34,7 +34,7 @@ def _gumbel_sinkhorn_transform(p: Params, g: jax.Array, num_iters: int, hard: bo
     scores = p["log_alpha"] + g.astype(p["log_alpha"].dtype)
     y = sinkhorn(scores, p["temperature"], num_iters)  # the one Sinkhorn kernel
     if hard:
-        y = _autodiff.straight_through(_numerics.hungarian(scores), y)
+        y = _numerics.straight_through(_numerics.hungarian(scores), y)
     return y
 
 
@@ -136,7 +136,7 @@ def _pl_shapes(p: Params, matrix: bool) -> tuple[tuple[int, ...], tuple[int, ...
 
 
 def _pl_transform(p: Params, g: jax.Array, matrix: bool) -> jax.Array:
-    scores = _autodiff.sg(p["logits"] + g.astype(p["logits"].dtype))
+    scores = _numerics.sg(p["logits"] + g.astype(p["logits"].dtype))
     # Descending and stable: -inf logits (masks) stay -inf and go last, in index order.
     perm = _numerics.argsort(scores, axis=-1, descending=True)  # ties in index order
     if matrix:

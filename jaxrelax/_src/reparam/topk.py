@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 from jaxrelax._src.reparam.base import (
     Family,
     Params,
@@ -43,7 +43,7 @@ def _perturbed(p: Params, g: jax.Array) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=1)
 def _k_hot(scores: jax.Array, k: int) -> jax.Array:
     """Exact k-hot mask of the ``k`` largest entries of the last axis (``-inf`` never set)."""
-    _, idx = jax.lax.top_k(_autodiff.sg(scores), k)
+    _, idx = jax.lax.top_k(_numerics.sg(scores), k)
     mask = jnp.put_along_axis(jnp.zeros(scores.shape, bool), idx, True, axis=-1, inplace=False)
     return (mask & (scores > -jnp.inf)).astype(scores.dtype)
 
@@ -114,7 +114,7 @@ def _subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
     )
     a = phi - _numerics.finite_max(phi, -1)  # exact shift: P(S) is shift-invariant
     # Slots: the selected entries first (top_k of a 0/1 mask), then padding.
-    _, idx = jax.lax.top_k(_autodiff.sg(jnp.where(sel, 1.0, 0.0)), k)
+    _, idx = jax.lax.top_k(_numerics.sg(jnp.where(sel, 1.0, 0.0)), k)
     a_sel = jnp.take_along_axis(a, idx, axis=-1)  # [..., k]
     active = (jnp.arange(k) < m[..., None]) & jnp.isfinite(a_sel)
     a_safe = jnp.where(active, a_sel, 0.0)
@@ -268,7 +268,7 @@ def _relaxed_topk_transform(p: Params, g: jax.Array, k: int, hard: bool) -> jax.
     scores = _perturbed(p, g)
     y = _successive_softmax(scores, p["temperature"], k)
     if hard:
-        y = _autodiff.straight_through(_k_hot(scores, k), y)
+        y = _numerics.straight_through(_k_hot(scores, k), y)
     return y
 
 

@@ -74,7 +74,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrelax._src import _autodiff
+from jaxrelax._src import _numerics
 
 __all__ = ["project"]
 
@@ -447,8 +447,8 @@ def project(s: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
     most ``2**24`` entries in float32.
     """
     s2, w2 = _flat(s), _flat(w)
-    bid, u, *aux = _blocks(_autodiff.sg(s2), _autodiff.sg(w2), kl)
-    blocks = jax.tree.map(_autodiff.sg, (bid, u, tuple(aux)))
+    bid, u, *aux = _blocks(_numerics.sg(s2), _numerics.sg(w2), kl)
+    blocks = jax.tree.map(_numerics.sg, (bid, u, tuple(aux)))
     return _assemble(s2, w2, *blocks, kl).reshape(s.shape)
 
 

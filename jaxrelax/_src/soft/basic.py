@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics
+from jaxrelax._src import _checks, _numerics
 
 __all__ = [
     "argmax",
@@ -249,7 +249,7 @@ def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     """
     arr, xc, ok = _prepare_elementwise(x, temperature)
     t = jnp.asarray(temperature, xc.dtype)
-    n = _autodiff.sg(jnp.floor(xc))
+    n = _numerics.sg(jnp.floor(xc))
     # ±inf rounds to itself (u = 0 there, not inf − inf = NaN), with zero gradient.
     u = jnp.where(jnp.isfinite(xc), xc - n, 0.0)
     frac = 0.5 + 0.5 * jnp.tanh((u - 0.5) / (2.0 * t)) / jnp.tanh(0.25 / t)

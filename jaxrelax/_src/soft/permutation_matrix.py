@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.soft.sinkhorn import sinkhorn
 
 __all__ = ["permutation_matrix", "sort_with"]
@@ -174,7 +174,7 @@ def permutation_matrix(
     # columns are masked below), and rows are centred (all methods are shift-invariant).
     lo = jnp.min(jnp.where(masked, jnp.inf, xc), axis=-1, keepdims=True)
     hi = jnp.max(jnp.where(masked, -jnp.inf, xc), axis=-1, keepdims=True)
-    mid = _autodiff.sg(jnp.where(jnp.isfinite(lo), 0.5 * lo + 0.5 * hi, 0.0))
+    mid = _numerics.sg(jnp.where(jnp.isfinite(lo), 0.5 * lo + 0.5 * hi, 0.0))
     z = jnp.where(masked, 0.0, xc - mid)
     zj = z[..., None, :]  # columns
     col_mask = masked[..., None, :]
@@ -227,7 +227,7 @@ def permutation_matrix(
     p_hard = jax.nn.one_hot(perm, n, dtype=xc.dtype)
     p = jnp.where(row_masked[..., :, None], p_hard, p)
     if hard:
-        p = _autodiff.straight_through(p_hard, p)
+        p = _numerics.straight_through(p_hard, p)
     return _checks.poison(p.astype(arr.dtype), valid)
 
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.soft import sorting
 
 __all__ = ["median", "quantile"]
@@ -93,7 +93,7 @@ def quantile(
     s = s.astype(_checks.compute_dtype(arr.dtype))
     n = s.shape[-1]
     h = qa.astype(s.dtype).reshape(-1) * (n - 1)  # [m]
-    lo = jnp.clip(jnp.floor(_autodiff.sg(h)), 0, n - 1)
+    lo = jnp.clip(jnp.floor(_numerics.sg(h)), 0, n - 1)
     frac = h - lo
     lo = lo.astype(jnp.int32)
     hi = jnp.minimum(lo + 1, n - 1)

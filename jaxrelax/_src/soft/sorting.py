@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.soft import _isotonic
 
 __all__ = ["rank", "sort", "topk_mask"]
@@ -72,7 +72,7 @@ def _centre(xc):
     """
     hi = jnp.max(xc, axis=-1, keepdims=True)
     lo = jnp.min(xc, axis=-1, keepdims=True)
-    return xc - _autodiff.sg(hi * 0.5 + lo * 0.5)
+    return xc - _numerics.sg(hi * 0.5 + lo * 0.5)
 
 
 def _within(y, lo, hi):
@@ -80,12 +80,12 @@ def _within(y, lo, hi):
     only (the derivative stays that of ``y``). It moves only outputs that rounding put
     an ulp or two outside, e.g. ``exp(log n)`` above ``n`` for the entropic ranks, so
     that the bounds hold exactly in every dtype."""
-    return y + _autodiff.sg(jnp.clip(y, lo, hi) - y)
+    return y + _numerics.sg(jnp.clip(y, lo, hi) - y)
 
 
 def _project_onto(z, w, kl):
     """Projection of ``z`` [..., n] onto the permutahedron of the decreasing ``w`` [n]."""
-    perm = _numerics.argsort(_autodiff.sg(z), descending=True)  # stable, one operand
+    perm = _numerics.argsort(_numerics.sg(z), descending=True)  # stable, one operand
     s = jnp.take_along_axis(z, perm, axis=-1)
     u = _isotonic.project(s, jnp.broadcast_to(w, s.shape), kl)
     return jnp.put_along_axis(jnp.zeros_like(u), perm, u, axis=-1, inplace=False)

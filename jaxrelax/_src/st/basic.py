@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks, _numerics, _random
+from jaxrelax._src import _checks, _numerics, _random
 
 __all__ = [
     "argmax",
@@ -50,7 +50,7 @@ def straight_through(hard: ArrayLike, soft: ArrayLike) -> jax.Array:
         raise ValueError(
             f"`hard` and `soft` must have the same shape, got {hard.shape} and {soft.shape}."
         )
-    return _autodiff.straight_through(hard, soft)
+    return _numerics.straight_through(hard, soft)
 
 
 def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
@@ -76,7 +76,7 @@ def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.
     @functools.wraps(fn)
     def wrapped(x: ArrayLike) -> jax.Array:
         x = jnp.asarray(x)
-        return straight_through(fn(_autodiff.sg(x)), x)
+        return straight_through(fn(_numerics.sg(x)), x)
 
     return wrapped
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrelax._src import _autodiff, _checks
+from jaxrelax._src import _checks, _numerics
 from jaxrelax._src.st.basic import straight_through
 
 __all__ = ["vector_quantize"]
@@ -63,8 +63,8 @@ def vector_quantize(
     # round (11-bit mantissa) at moderate scale and pick a code that is not the nearest.
     cdt = _checks.compute_dtype(jnp.promote_types(z.dtype, codebook.dtype))
     cb = codebook.astype(z.dtype)
-    zs = _autodiff.sg(z).astype(cdt)
-    cbs = _autodiff.sg(codebook).astype(cdt)
+    zs = _numerics.sg(z).astype(cdt)
+    cbs = _numerics.sg(codebook).astype(cdt)
     # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 (the ||z||^2 term does not change the arg min).
     d = -2.0 * zs @ cbs.T + jnp.sum(cbs * cbs, axis=-1)
     indices = jnp.argmin(d, axis=-1).astype(jnp.int32)
@@ -74,6 +74,6 @@ def vector_quantize(
         return straight_through(e, z), indices, zero, zero
     ec = e.astype(cdt)
     codebook_loss = jnp.mean(jnp.square(zs - ec)).astype(z.dtype)
-    commitment_loss = jnp.mean(jnp.square(z.astype(cdt) - _autodiff.sg(ec)))
+    commitment_loss = jnp.mean(jnp.square(z.astype(cdt) - _numerics.sg(ec)))
     z_q = straight_through(e, z)
     return z_q, indices, codebook_loss, commitment_loss.astype(z.dtype)
