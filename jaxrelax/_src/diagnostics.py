@@ -90,8 +90,10 @@ def gradient_stats(
         ValueError names both shapes otherwise), optional.
       batch_size: if given, estimates are computed ``batch_size`` at a time
         (``lax.map`` over vmapped chunks) to bound memory.
+
     Returns:
-      A :class:`GradientStats`.
+      A `GradientStats`.
+
     Examples:
       >>> f = lambda b: jnp.sum((b - 0.45) ** 2)
       >>> s = jr.diagnostics.gradient_stats(

@@ -40,8 +40,10 @@ def gumbel_softmax(
         schedule). A traced T <= 0 (or NaN) inside ``jit`` makes the output NaN.
       hard: return exact one-hot samples with the relaxed gradient.
       axis: the event axis.
+
     Returns:
       [..., K] relaxed (or exact, if ``hard``) one-hot sample, same dtype as ``logits``.
+
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrelax as jr
       >>> y = jr.gumbel_softmax(jax.random.key(0), jnp.array([1.1, 4.0, -0.1, 2.3]), hard=True)
@@ -49,11 +51,12 @@ def gumbel_softmax(
       (1.0, [0.0, 1.0])
 
     References:
-      Jang et al., `Categorical Reparameterization with Gumbel-Softmax
-      <https://arxiv.org/abs/1611.01144>`_, 2017. Maddison et al., `The Concrete
-      Distribution <https://arxiv.org/abs/1611.00712>`_, 2017.
+      Jang et al., [Categorical Reparameterization with
+      Gumbel-Softmax](https://arxiv.org/abs/1611.01144), 2017. Maddison et al., [The Concrete
+      Distribution](https://arxiv.org/abs/1611.00712), 2017.
 
-    .. note:: Biased as a gradient estimator of ``E[f(one_hot)]``; the bias shrinks and
+    Note:
+      Biased as a gradient estimator of ``E[f(one_hot)]``; the bias shrinks and
       the variance grows as T → 0. See ``jr.estimators`` for unbiased alternatives.
     """
     key = _checks.check_key(key)

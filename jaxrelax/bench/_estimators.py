@@ -176,6 +176,7 @@ def build(
       latent_shape: shape of the logits (RELAX's control-variate network, IndeCateR's cost).
       cv_key: key initialising RELAX's control variate.
       dist: ``"bernoulli"`` or ``"categorical"``; must be one of ``spec.dists``.
+
     Returns:
       A ``Built`` estimator with ``max(min_count, budget // cost)`` draws; its ``evals``
       is what they really cost, above ``budget`` when one draw costs more (IndeCateR).

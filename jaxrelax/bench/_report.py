@@ -50,6 +50,7 @@ def format_table(
         numbers right-aligned; ``None`` prints as ``-``.
       rows: dicts holding (at least) the column keys.
       note: optional line printed below the table.
+
     Returns:
       The table as one string (no trailing newline).
     """
@@ -193,6 +194,7 @@ def time_interleaved(
       fns: name -> zero-argument function returning JAX arrays.
       rounds: number of interleaved rounds (N of the best-of-N).
       calls: calls per function per round (amortises dispatch for fast programs).
+
     Returns:
       name -> ``[rounds]`` seconds per call, in the order the rounds ran.
     """

@@ -143,6 +143,7 @@ def run_chunks(
       before: ``before(i, state, train_seconds)`` is called before chunk ``i`` and after
         the last one (``i = len(keys)``), outside the timed region (evaluations).
       compiled: ``chunk`` already compiled for these arguments (``Compiler.submit``).
+
     Returns:
       ``(final state, [out of every chunk] on the host, compile seconds, training seconds)``.
     """

@@ -14,7 +14,9 @@ classes each, one-hot ``z ∈ {0, 1}^{D×K}``,
 al. 2017 and of the ReinMax paper, smaller). The negative ELBO of one image is
 ``E_{z~q}[f(z, x)]`` with
 
-.. math:: f(z, x) = -\log p(x | z) - \log p(z) + \log q(z | x),
+$$
+f(z, x) = -\log p(x | z) - \log p(z) + \log q(z | x),
+$$
 
 written for one-hot ``z`` and, unchanged, for the relaxed ``z`` of Gumbel-softmax.
 The estimator is used exactly as in the Bernoulli ``vae`` suite (see its design note):

@@ -13,7 +13,9 @@ Model (Flax NNX, Adam from optax): ``L`` independent Bernoulli latents ``b``,
 ``enc``/``dec`` are affine maps (``linear``) or MLPs with two tanh layers
 (``nonlinear``). The negative ELBO of one image is ``E_{b~q}[f(b, x)]`` with
 
-.. math:: f(b, x) = -\log p(x | b) - \log p(b) + \log q(b | x).
+$$
+f(b, x) = -\log p(x | b) - \log p(b) + \log q(b | x).
+$$
 
 How the estimator is used (design note). ``f`` depends on the encoder's logits in
 two ways: through the distribution of ``b`` and directly through ``log q(b | x)``.

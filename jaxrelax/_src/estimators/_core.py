@@ -26,16 +26,16 @@ the estimator's single-sample variance, since ``E[ĝ]`` does not depend on ``cv_
 Higher derivatives. W.r.t. ``args`` every order is that of ``value`` (ordinary
 autodiff through ``f``). W.r.t. ``params`` the first derivative is the estimator; the
 second (``jax.hessian``, grad of grad, and mixed ``params``/``args``) is what the
-estimator's record says (:data:`HigherOrder`): exact (``exact``: surrogate
+estimator's record says (`HigherOrder`): exact (``exact``: surrogate
 ``Σ (p − sg(p)) f``), an unbiased estimate (``reinforce``: the DiCE magic box,
 ``_numerics.magic_box_minus_one``), autodiff of the (relaxed) Monte Carlo objective, the
 derivative of a biased surrogate (straight-through; REBAR and RELAX, where it serves the
 variance gradient but lacks the score outer-product term of ``∇²E``), or a
-``NotImplementedError`` (:func:`first_order_only`), never a silent 0.
+``NotImplementedError`` (`first_order_only`), never a silent 0.
 
 Each estimator's facts (the ``dist`` values it takes, its ``f`` evaluations, bias,
-higher derivatives, options that must be positive) are one :class:`EstimatorInfo`,
-defined beside its rule and passed to :func:`register` and :class:`Estimator`.
+higher derivatives, options that must be positive) are one `EstimatorInfo`,
+defined beside its rule and passed to `register` and `Estimator`.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ _R = TypeVar("_R")
 def register(info: EstimatorInfo) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Decorates the estimator constructor ``NAME(f, dist, ...)`` whose record is ``info``.
 
-    Adds ``info`` to :data:`INFO`, and makes a call without ``dist`` (neither second
+    Adds ``info`` to `INFO`, and makes a call without ``dist`` (neither second
     positional nor keyword) a ``TypeError`` naming it and the choices
     ``info.distributions``, instead of Python's bare "missing 1 required positional
     argument". The signature is unchanged (``dist`` has no default), so type checkers flag
@@ -260,7 +260,7 @@ def sampling_rule(
 
 
 def first_order_only(x: jax.Array, name: str) -> jax.Array:
-    """:func:`_numerics.first_order_only` for the estimator ``name``: the identity, whose
+    """`_numerics.first_order_only` for the estimator ``name``: the identity, whose
     second derivative raises ``NotImplementedError`` naming the estimator and the ones
     with higher derivatives (instead of a silent 0 from a surrogate linear in ``params``)."""
     return _numerics.first_order_only(

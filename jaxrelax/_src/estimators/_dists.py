@@ -340,7 +340,7 @@ def get(
 
 
 def get_discrete(dist: DistArg, allowed: tuple[DistKind, ...]) -> Bernoulli | Categorical:
-    """:func:`get` for the estimators that take only named discrete families (their
+    """`get` for the estimators that take only named discrete families (their
     record's ``allowed`` has no ``"reparam"``)."""
     d = get(dist, allowed)
     if isinstance(d, ReparamDist):
@@ -349,7 +349,7 @@ def get_discrete(dist: DistArg, allowed: tuple[DistKind, ...]) -> Bernoulli | Ca
 
 
 def get_reparam(dist: DistArg, allowed: tuple[DistKind, ...] = ("reparam",)) -> ReparamDist:
-    """:func:`get` for the estimators that take only a callable ``params -> Reparam``
+    """`get` for the estimators that take only a callable ``params -> Reparam``
     (their record's ``allowed`` is ``("reparam",)``)."""
     d = get(dist, allowed)
     if not isinstance(d, ReparamDist):

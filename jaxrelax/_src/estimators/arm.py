@@ -83,7 +83,9 @@ def arm(
     With one uniform vector ``u ~ U(0, 1)^n`` per pair, ``b¹ = 1[u > σ(−φ)]`` and
     ``b² = 1[u < σ(φ)]`` (both exact ``Bernoulli(σ(φ))`` samples):
 
-    .. math:: \hat g = \big(f(b^1) - f(b^2)\big)\,(u - \tfrac12).
+    $$
+    \hat g = \big(f(b^1) - f(b^2)\big)\,(u - \tfrac12).
+    $$
 
     The value is ``(f(b¹) + f(b²)) / 2``, averaged over the pairs.
 
@@ -91,18 +93,21 @@ def arm(
       f: per-sample loss ``f(b, *args) -> scalar``, ``b`` in {0, 1} shaped like ``params``.
       dist: ``"bernoulli"`` only.
       num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is ARM.
+
     Examples:
       >>> E = jr.estimators.arm(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli", num_samples=4)
       >>> jax.grad(E)(jnp.zeros(2), jax.random.key(0)).shape
       (2,)
 
     References:
-      Yin & Zhou, `ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary Networks
-      <https://arxiv.org/abs/1807.11143>`_, 2019.
+      Yin & Zhou, [ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary
+      Networks](https://arxiv.org/abs/1807.11143), 2019.
 
-    .. note:: Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
+    Note:
+      Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
       derivative of ``f``. DisARM has uniformly lower variance at the same cost. First
       derivatives only: a second derivative w.r.t. ``params`` raises
       ``NotImplementedError``.
@@ -207,8 +212,10 @@ def disarm(
 
     Bernoulli. With ``b = 1[u < σ(φ)]`` and its antithetic ``b̃ = 1[1 − u < σ(φ)]``:
 
-    .. math:: \hat g_k = \tfrac12\big(f(b) - f(\tilde b)\big)\,(-1)^{\tilde b_k}\,
-       \mathbb 1[b_k \ne \tilde b_k]\,\sigma(|\phi_k|).
+    $$
+    \hat g_k = \tfrac12\big(f(b) - f(\tilde b)\big)\,(-1)^{\tilde b_k}\,
+    \mathbb 1[b_k \ne \tilde b_k]\,\sigma(|\phi_k|).
+    $$
 
     Categorical (stick-breaking, Dong, Mnih & Tucker 2021). Each variable's categories
     are visited in *decreasing order of their logit* (masks last; the order is
@@ -218,13 +225,15 @@ def disarm(
     ``b_i = 1``. One uniform vector gives ``b`` and its antithetic ``b̃`` (categories
     ``z``, ``z̃``); with ``Δ = ½(f(z) − f(z̃))`` the gradient w.r.t. ``η`` is
 
-    .. math:: \hat g_i = \begin{cases}
-       \Delta\,(-1)^{\tilde b_i}\,\mathbb 1[b_i \ne \tilde b_i]\,\sigma(|\eta_i|)
-         & i \le \min(z, \tilde z) \\
-       \Delta\,(b_i - \sigma(\eta_i)) & \tilde z < i \le z \\
-       -\Delta\,(\tilde b_i - \sigma(\eta_i)) & z < i \le \tilde z \\
-       0 & i > \max(z, \tilde z)
-       \end{cases}
+    $$
+    \hat g_i = \begin{cases}
+    \Delta\,(-1)^{\tilde b_i}\,\mathbb 1[b_i \ne \tilde b_i]\,\sigma(|\eta_i|)
+      & i \le \min(z, \tilde z) \\
+    \Delta\,(b_i - \sigma(\eta_i)) & \tilde z < i \le z \\
+    -\Delta\,(\tilde b_i - \sigma(\eta_i)) & z < i \le \tilde z \\
+    0 & i > \max(z, \tilde z)
+    \end{cases}
+    $$
 
     (DisARM on the binaries both draws visit, REINFORCE with the other draw as baseline
     on those only one visits), pulled back to the logits through ``η``. The value is
@@ -236,8 +245,10 @@ def disarm(
       dist: ``"bernoulli"`` (``params`` are logits of any shape) or ``"categorical"``
         (``params`` are logits [..., K]; ``-inf`` masks a category).
       num_samples: antithetic pairs per estimate (2 evaluations of ``f`` each).
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is DisARM.
+
     Examples:
       >>> E = jr.estimators.disarm(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli")
       >>> jax.grad(E)(jnp.zeros(1), jax.random.key(0))  # exact here: zero variance
@@ -247,13 +258,14 @@ def disarm(
       (3,)
 
     References:
-      Dong, Mnih & Tucker, `DisARM: An Antithetic Gradient Estimator for Binary Latent
-      Variables <https://arxiv.org/abs/2006.10680>`_, 2020.
-      Dong, Mnih & Tucker, `Coupled Gradient Estimators for Discrete Latent Variables
-      <https://arxiv.org/abs/2106.08056>`_, NeurIPS 2021 (stick-breaking DisARM, §4;
+      Dong, Mnih & Tucker, [DisARM: An Antithetic Gradient Estimator for Binary Latent
+      Variables](https://arxiv.org/abs/2006.10680), 2020.
+      Dong, Mnih & Tucker, [Coupled Gradient Estimators for Discrete Latent
+      Variables](https://arxiv.org/abs/2106.08056), NeurIPS 2021 (stick-breaking DisARM, §4;
       reference code google-research/disarm, ``logits_order="descending"``).
 
-    .. note:: Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
+    Note:
+      Unbiased. ``2 · num_samples`` evaluations of ``f`` per estimate, no
       derivative of ``f``. Bernoulli: variance never above ARM's (Rao-Blackwellised
       ARM), zero on the classic toy problem at ``φ = 0``. Categorical: the variance
       depends on the visiting order (decreasing logits here, one of the orders the

@@ -49,8 +49,10 @@ def arsm(
     entries ``c`` and ``j`` exchanged, in every variable jointly (the multivariate ARSM of
     the paper); ``z^{c⇌c} = z``. With ``F_{cj} = f(z^{c⇌j})`` (symmetric):
 
-    .. math:: \hat g_{vc} = \sum_{j=1}^{K} \Big(F_{cj} - \frac1K \sum_{m=1}^{K} F_{mj}\Big)
-       \Big(\frac1K - \pi_{vj}\Big).
+    $$
+    \hat g_{vc} = \sum_{j=1}^{K} \Big(F_{cj} - \frac1K \sum_{m=1}^{K} F_{mj}\Big)
+    \Big(\frac1K - \pi_{vj}\Big).
+    $$
 
     The value is ``f(z)``, averaged over the ``num_samples`` independent draws.
 
@@ -60,8 +62,10 @@ def arsm(
         category: it is never chosen, in the action or any pseudo action, and its
         gradient is 0).
       num_samples: independent Dirichlet draws per estimate.
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. the logits ``params`` is ARSM.
+
     Examples:
       >>> f = lambda x: jnp.sum(x * jnp.array([1.0, 2.0, 4.0]))
       >>> E = jr.estimators.arsm(f, "categorical", num_samples=2)
@@ -69,11 +73,12 @@ def arsm(
       (2, 3)
 
     References:
-      Yin, Yue & Zhou, `ARSM: Augment-REINFORCE-Swap-Merge Estimator for Gradient
-      Backpropagation Through Categorical Variables <https://arxiv.org/abs/1905.01413>`_,
+      Yin, Yue & Zhou, [ARSM: Augment-REINFORCE-Swap-Merge Estimator for Gradient
+      Backpropagation Through Categorical Variables](https://arxiv.org/abs/1905.01413),
       ICML 2019 (eq. 9 and its multivariate form, §3).
 
-    .. note:: Unbiased. ``(K(K − 1)/2 + 1) · num_samples`` evaluations of ``f`` per
+    Note:
+      Unbiased. ``(K(K − 1)/2 + 1) · num_samples`` evaluations of ``f`` per
       estimate (the action and every swap pseudo action; the paper evaluates only the
       distinct ones, a data-dependent count that a compiled program cannot exploit), no
       derivative of ``f``. The count does not grow with the number of variables, but it

@@ -30,8 +30,10 @@ def exact(
 ) -> _core.Estimator:
     r"""Exact expectation and gradient by enumerating every joint state.
 
-    .. math:: E(\phi) = \sum_x p_\phi(x) f(x), \qquad
-       \nabla_\phi E = \sum_x f(x)\, \nabla_\phi p_\phi(x).
+    $$
+    E(\phi) = \sum_x p_\phi(x) f(x), \qquad
+    \nabla_\phi E = \sum_x f(x)\, \nabla_\phi p_\phi(x).
+    $$
 
     ``f`` is evaluated once per joint state (batched with ``vmap``) and never
     differentiated w.r.t. ``x``. Use it as the reference for the other estimators, or
@@ -45,9 +47,11 @@ def exact(
       dist: ``"bernoulli"`` or ``"categorical"``.
       num_samples: ignored (kept for the common signature; must be ``>= 1``): the
         estimate always enumerates every state.
+
     Returns:
       ``E(params, key, *args)`` (``key`` unused) returning the exact expectation; its
       gradient w.r.t. ``params`` is exact, w.r.t. ``args`` it is ``E[∂f/∂args]``.
+
     Examples:
       >>> E = jr.estimators.exact(lambda b: jnp.sum((b - 0.45) ** 2), dist="bernoulli")
       >>> E(jnp.zeros(3), jax.random.key(0)).round(4)
@@ -55,7 +59,8 @@ def exact(
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).round(4)
       Array([0.025, 0.025, 0.025], dtype=float32)
 
-    .. note:: Unbiased with zero variance. ``K^D`` evaluations of ``f`` per estimate, one
+    Note:
+      Unbiased with zero variance. ``K^D`` evaluations of ``f`` per estimate, one
       per joint state of the ``D`` variables (``2^D`` for Bernoulli), no derivative of
       ``f``: the cost grows exponentially with the number of variables. Exact to every order:
       ``jax.hessian`` w.r.t. ``params`` is ``Σ_x f(x) ∇²p(x)``, mixed ``params``/``args``

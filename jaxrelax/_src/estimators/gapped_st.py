@@ -66,8 +66,10 @@ def gapped_st(
     2-state categorical with logits ``[0, φ]``). Backward: the gradient of
     ``softmax((θ + m₁ − m₂) / T)`` with the moves ``m₁, m₂`` held fixed,
 
-    .. math:: m_1 = (\max_j \theta_j - \theta_D)\, D, \qquad
-       m_2 = \max(0,\ \theta + \delta - \max_j \theta_j) \odot (1 - D),
+    $$
+    m_1 = (\max_j \theta_j - \theta_D)\, D, \qquad
+    m_2 = \max(0,\ \theta + \delta - \max_j \theta_j) \odot (1 - D),
+    $$
 
     i.e. the sampled logit is raised to the maximum and every other logit lowered to at
     most ``max θ − δ`` (``δ = gap``): the perturbed logits have their arg max at ``D``
@@ -82,8 +84,10 @@ def gapped_st(
       temperature: T > 0 of the relaxation; may be traced.
       gap: δ > 0, the margin between the sampled logit and the others (the paper's
         default 1.0); may be traced.
+
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(D)]``.
+
     Examples:
       >>> E = jr.estimators.gapped_st(lambda x: x[1], dist="categorical", temperature=0.5)
       >>> E(jnp.array([0.0, 50.0, 0.0]), jax.random.key(0))
@@ -92,11 +96,12 @@ def gapped_st(
       (3,)
 
     References:
-      Fan, Chi, Rudnicky & Ramadge, `Training Discrete Deep Generative Models via Gapped
-      Straight-Through Estimator <https://arxiv.org/abs/2206.07235>`_, ICML 2022
+      Fan, Chi, Rudnicky & Ramadge, [Training Discrete Deep Generative Models via Gapped
+      Straight-Through Estimator](https://arxiv.org/abs/2206.07235), ICML 2022
       (reference code: ``chijames/GST``, ``gst_mover``).
 
-    .. note:: Biased gradient (unbiased value); no Gumbel noise in the backward pass, so a
+    Note:
+      Biased gradient (unbiased value); no Gumbel noise in the backward pass, so a
       lower variance than ST Gumbel-softmax. ``num_samples`` evaluations of ``f`` per
       estimate; needs ``∂f/∂D``. A second derivative w.r.t. ``params`` is that of the
       straight-through surrogate ``softmax(θ̃ / T)`` (biased as well). A traced

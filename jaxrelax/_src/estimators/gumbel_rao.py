@@ -41,9 +41,11 @@ def gumbel_rao(
     ``∂f/∂b`` pulled back through the average of ``m = num_mc`` relaxed samples drawn
     from the Gumbel noise *conditioned on* ``b``:
 
-    .. math:: \hat g = \frac{\partial f}{\partial b}\,
-       \frac{1}{m}\sum_{j=1}^m \nabla_\phi\, \mathrm{softmax}(\tilde z_j / T),
-       \qquad \tilde z_j \sim p(z \mid \arg\max z = b).
+    $$
+    \hat g = \frac{\partial f}{\partial b}\,
+    \frac{1}{m}\sum_{j=1}^m \nabla_\phi\, \mathrm{softmax}(\tilde z_j / T),
+    \qquad \tilde z_j \sim p(z \mid \arg\max z = b).
+    $$
 
     It is a Rao-Blackwellisation of the straight-through Gumbel-softmax estimator: same
     expectation, lower variance, at the cost of ``m`` cheap relaxed draws (``f`` is still
@@ -55,18 +57,21 @@ def gumbel_rao(
       num_samples: exact draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0 of the relaxation; may be traced.
       num_mc: conditional Gumbel draws ``m`` per exact draw.
+
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+
     Examples:
       >>> E = jr.estimators.gumbel_rao(lambda b: b[1], "categorical", temperature=0.5, num_mc=100)
       >>> jax.jit(jax.grad(E))(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
     References:
-      Paulus, Maddison & Krause, `Rao-Blackwellizing the Straight-Through Gumbel-Softmax
-      Gradient Estimator <https://arxiv.org/abs/2010.04838>`_, 2021.
+      Paulus, Maddison & Krause, [Rao-Blackwellizing the Straight-Through Gumbel-Softmax
+      Gradient Estimator](https://arxiv.org/abs/2010.04838), 2021.
 
-    .. note:: Biased gradient (the bias of ST Gumbel-softmax), lower variance; unbiased
+    Note:
+      Biased gradient (the bias of ST Gumbel-softmax), lower variance; unbiased
       value. ``num_samples`` evaluations of ``f`` per estimate (the ``num_mc`` conditional
       draws each cost a relaxation, not an ``f``); needs ``∂f/∂b``. A second derivative
       w.r.t. ``params`` is that of the straight-through surrogate (biased as well).

@@ -34,8 +34,10 @@ def indecater(
     logits ``[..., K]``: every leading position is a variable; Bernoulli: every entry is
     a variable with ``K = 2``), and a sample ``x ~ p_θ``:
 
-    .. math:: \hat g = \sum_{i=1}^{D} \sum_{k=1}^{K}
-       \nabla_\theta\, p_i(k)\; f(x_{-i}, x_i = k),
+    $$
+    \hat g = \sum_{i=1}^{D} \sum_{k=1}^{K}
+    \nabla_\theta\, p_i(k)\; f(x_{-i}, x_i = k),
+    $$
 
     i.e. for each variable the sum over its ``K`` states is done exactly, with the other
     variables held at the sample (Rao-Blackwellising REINFORCE over ``x_i``). Unbiased,
@@ -46,8 +48,10 @@ def indecater(
       f: per-sample loss ``f(x, *args) -> scalar`` (never differentiated w.r.t. ``x``).
       dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
       num_samples: draws per estimate (``D · K`` evaluations of ``f`` each).
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is IndeCateR.
+
     Examples:
       >>> f = lambda x: jnp.sum(x * jnp.arange(3.0)) ** 2
       >>> E = jr.estimators.indecater(f, dist="categorical")
@@ -57,11 +61,12 @@ def indecater(
       True
 
     References:
-      De Smet, Sansone & Zuidberg Dos Martires, `Differentiable Sampling of Categorical
-      Distributions Using the CatLog-Derivative Trick <https://arxiv.org/abs/2311.12569>`_,
+      De Smet, Sansone & Zuidberg Dos Martires, [Differentiable Sampling of Categorical
+      Distributions Using the CatLog-Derivative Trick](https://arxiv.org/abs/2311.12569),
       NeurIPS 2023.
 
-    .. note:: Unbiased; exact with zero variance when there is one variable or ``f`` is
+    Note:
+      Unbiased; exact with zero variance when there is one variable or ``f`` is
       separable (``Σ_i g_i(x_i)``). ``num_samples · D · K`` evaluations of ``f`` per
       estimate (``2 · num_samples · D`` for Bernoulli; the sample's own value is one of
       them), no derivative of ``f``: the cost grows with the number of variables, so

@@ -44,14 +44,16 @@ def iwae(
     r"""The importance-weighted bound ``E[log (1/m) Σ_i p(x, z_i) / q(z_i)]`` and its
     reparameterised, sticking-the-landing (STL) and doubly-reparameterised (DReG) gradients.
 
-    Unlike :func:`pathwise`, ``E`` does *not* estimate ``E[f]``: ``f(z, *args)`` is the
+    Unlike `pathwise`, ``E`` does *not* estimate ``E[f]``: ``f(z, *args)`` is the
     model's joint log-density ``log p(x, z)`` (``args`` its parameters ``θ``), ``dist(params)``
     the proposal ``q_φ`` (a ``jr.reparam.Reparam`` with ``log_prob``), and with
     ``m = num_samples`` draws ``z_i = transform_φ(ε_i)`` and log-weights
     ``log w_i = f(z_i) − log q_φ(z_i)``, ``E`` returns
 
-    .. math:: \hat L = \log \frac1m \sum_{i=1}^m w_i, \qquad
-       \mathbb E[\hat L] = \mathcal L_m(\phi, \theta) \le \log p_\theta(x),
+    $$
+    \hat L = \log \frac1m \sum_{i=1}^m w_i, \qquad
+    \mathbb E[\hat L] = \mathcal L_m(\phi, \theta) \le \log p_\theta(x),
+    $$
 
     the IWAE bound (the ELBO for ``m = 1``). The gradient w.r.t. ``args`` is always
     ``Σ_i w̃_i ∇_θ f(z_i)`` (``w̃ = softmax(log w)``); w.r.t. ``params`` it is, by ``gradient``:
@@ -74,9 +76,11 @@ def iwae(
       num_samples: ``m``, the number of importance samples inside the log; the objective
         ``L_m`` depends on it.
       gradient: ``"reparam"``, ``"stl"`` or ``"dreg"`` (the default).
+
     Returns:
       ``E(params, key, *args)`` returning ``L̂``; ``jax.grad`` w.r.t. ``params`` is the chosen
       estimator of ``∇_φ L_m``, w.r.t. ``args`` the IWAE gradient ``∇_θ L̂``.
+
     Examples:
       >>> log_joint = lambda z: -0.5 * z**2 - 0.5 * (1.0 - z) ** 2  # p(z)=N(0,1), x=1
       >>> q = lambda p: jr.reparam.normal(p[0], jnp.exp(p[1]))
@@ -86,13 +90,14 @@ def iwae(
       Array([0., 0.], dtype=float32)
 
     References:
-      Burda et al., `Importance Weighted Autoencoders <https://arxiv.org/abs/1509.00519>`_,
-      2016. Roeder et al., `Sticking the Landing: Simple, Lower-Variance Gradient
-      Estimators for Variational Inference <https://arxiv.org/abs/1703.09194>`_, 2017.
-      Tucker et al., `Doubly Reparameterized Gradient Estimators for Monte Carlo
-      Objectives <https://arxiv.org/abs/1810.04152>`_, 2019.
+      Burda et al., [Importance Weighted Autoencoders](https://arxiv.org/abs/1509.00519),
+      2016. Roeder et al., [Sticking the Landing: Simple, Lower-Variance Gradient
+      Estimators for Variational Inference](https://arxiv.org/abs/1703.09194), 2017.
+      Tucker et al., [Doubly Reparameterized Gradient Estimators for Monte Carlo
+      Objectives](https://arxiv.org/abs/1810.04152), 2019.
 
-    .. note:: ``reparam`` and ``dreg`` are unbiased for ``∇L_m``; ``stl`` is unbiased for
+    Note:
+      ``reparam`` and ``dreg`` are unbiased for ``∇L_m``; ``stl`` is unbiased for
       ``m = 1`` only. ``2 · num_samples`` evaluations of ``f`` per estimate with the
       default ``"dreg"`` (at the stop-gradient'ed draws for the ``args`` gradient, at the
       live draws for the ``params`` one), ``num_samples`` with ``"reparam"`` and

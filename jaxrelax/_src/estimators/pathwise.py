@@ -35,7 +35,9 @@ def pathwise(
     ``dist(params)`` is a ``jr.reparam.Reparam``; with parameter-free noise ``ε_i`` and
     ``x_i = transform_φ(ε_i)``:
 
-    .. math:: \hat g = \frac1n \sum_i \nabla_\phi f(\mathrm{transform}_\phi(\epsilon_i)).
+    $$
+    \hat g = \frac1n \sum_i \nabla_\phi f(\mathrm{transform}_\phi(\epsilon_i)).
+    $$
 
     The value is ``(1/n) Σ f(x_i)``.
 
@@ -43,8 +45,10 @@ def pathwise(
       f: per-sample loss ``f(x, *args) -> scalar``, differentiable in ``x``.
       dist: a callable ``params -> jr.reparam.Reparam`` (``params`` any pytree).
       num_samples: draws per estimate (one evaluation of ``f`` each).
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is the pathwise gradient.
+
     Examples:
       >>> E = jr.estimators.pathwise(
       ...     lambda x: jnp.sum(x**2), dist=lambda p: jr.reparam.normal(p, 1.0), num_samples=4000)
@@ -52,12 +56,13 @@ def pathwise(
       Array([ 2., -4.], dtype=float32)
 
     References:
-      Kingma & Welling, `Auto-Encoding Variational Bayes
-      <https://arxiv.org/abs/1312.6114>`_, 2014. Rezende et al., `Stochastic
-      Backpropagation and Approximate Inference in Deep Generative Models
-      <https://arxiv.org/abs/1401.4082>`_, 2014.
+      Kingma & Welling, [Auto-Encoding Variational Bayes](https://arxiv.org/abs/1312.6114), 2014.
+      Rezende et al., [Stochastic
+      Backpropagation and Approximate Inference in Deep Generative
+      Models](https://arxiv.org/abs/1401.4082), 2014.
 
-    .. note:: Unbiased; usually the lowest-variance unbiased choice when ``f`` is
+    Note:
+      Unbiased; usually the lowest-variance unbiased choice when ``f`` is
       differentiable. ``num_samples`` evaluations of ``f`` per estimate and one backward
       pass through ``f``.
       Higher derivatives are autodiff of the Monte Carlo objective: ``jax.hessian`` is

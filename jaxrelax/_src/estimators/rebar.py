@@ -101,8 +101,10 @@ def rebar(
     With ``z = φ + noise`` (logistic for Bernoulli, Gumbel for categorical, on
     normalised log-probabilities), ``b = H(z)`` and ``z̃ ~ p(z | b)``:
 
-    .. math:: \hat g = \big[f(b) - \eta f(\sigma_T(\tilde z))\big]\nabla_\phi \log p(b)
-       + \eta \nabla_\phi f(\sigma_T(z)) - \eta \nabla_\phi f(\sigma_T(\tilde z)),
+    $$
+    \hat g = \big[f(b) - \eta f(\sigma_T(\tilde z))\big]\nabla_\phi \log p(b)
+    + \eta \nabla_\phi f(\sigma_T(z)) - \eta \nabla_\phi f(\sigma_T(\tilde z)),
+    $$
 
     where ``σ_T`` is ``sigmoid(·/T)`` (Bernoulli) or ``softmax(·/T)`` (categorical). The
     value is ``(1/n) Σ f(b_i)``.
@@ -121,18 +123,21 @@ def rebar(
       num_samples: draws per estimate (``f`` at 3 points each).
       temperature: T > 0 of the relaxation.
       eta: scale η of the control variate (any real; 0 gives REINFORCE).
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is REBAR.
+
     Examples:
       >>> E = jr.estimators.rebar(lambda b: jnp.sum((b - 0.45) ** 2), "bernoulli", temperature=0.5)
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
     References:
-      Tucker et al., `REBAR: Low-variance, unbiased gradient estimates for discrete latent
-      variable models <https://arxiv.org/abs/1703.07370>`_, 2017.
+      Tucker et al., [REBAR: Low-variance, unbiased gradient estimates for discrete latent
+      variable models](https://arxiv.org/abs/1703.07370), 2017.
 
-    .. note:: Unbiased. ``4 · num_samples`` evaluations of ``f`` per estimate, at 3 points
+    Note:
+      Unbiased. ``4 · num_samples`` evaluations of ``f`` per estimate, at 3 points
       per draw (``b``, ``σ(z)`` and twice ``σ(z̃)``: once with the logits held fixed for
       the score coefficient), ``8 · num_samples`` when ``temperature`` or ``eta`` is
       traced (the variance-gradient pass runs the rule again), and backward passes
@@ -179,14 +184,18 @@ def relax(
     log-probabilities ``log_softmax(φ)`` for categorical), ``b = H(z)`` (``1[z > 0]``;
     ``one_hot(argmax z)``) and ``z̃ ~ p(z | b)``:
 
-    .. math:: \hat g = \big[f(b) - c(\tilde z)\big]\nabla_\phi \log p(b)
-       + \nabla_\phi c(z) - \nabla_\phi c(\tilde z).
+    $$
+    \hat g = \big[f(b) - c(\tilde z)\big]\nabla_\phi \log p(b)
+    + \nabla_\phi c(z) - \nabla_\phi c(\tilde z).
+    $$
 
-    The returned ``E`` takes the control variate's parameters as its **third** argument::
+    The returned ``E`` takes the control variate's parameters as its **third** argument:
 
-        E = jr.estimators.relax(f, dist="bernoulli", control_variate=c)
-        value = E(params, key, cv_params, *args)   # c(z, cv_params, *args) -> scalar
-        g_params, g_cv = jax.grad(E, argnums=(0, 2))(params, key, cv_params, *args)
+    ```python
+    E = jr.estimators.relax(f, dist="bernoulli", control_variate=c)
+    value = E(params, key, cv_params, *args)   # c(z, cv_params, *args) -> scalar
+    g_params, g_cv = jax.grad(E, argnums=(0, 2))(params, key, cv_params, *args)
+    ```
 
     ``g_params`` is the RELAX estimate; ``g_cv = ∂/∂cv_params Σ ĝ²`` is the gradient of
     the estimator's single-sample variance (``E[ĝ]`` does not depend on ``c``), so feed
@@ -202,8 +211,10 @@ def relax(
       control_variate: ``c(z, cv_params, *args) -> scalar``, differentiable in ``z`` and
         ``cv_params``; ``z`` has the shape of ``params``. ``jr.estimators.rebar`` is the
         special case ``c(z) = η f(σ_T(z))``.
+
     Returns:
       ``E(params, key, cv_params, *args)``.
+
     Examples:
       >>> f = lambda b: jnp.sum((b - 0.45) ** 2)
       >>> c = lambda z, w: w[0] * jnp.sum(jax.nn.sigmoid(z)) + w[1]
@@ -213,10 +224,11 @@ def relax(
       ((3,), (2,))
 
     References:
-      Grathwohl et al., `Backpropagation through the Void: Optimizing control variates for
-      black-box gradient estimation <https://arxiv.org/abs/1711.00123>`_, 2018.
+      Grathwohl et al., [Backpropagation through the Void: Optimizing control variates for
+      black-box gradient estimation](https://arxiv.org/abs/1711.00123), 2018.
 
-    .. note:: Unbiased for any ``c``. ``2 · num_samples`` evaluations of ``f`` per
+    Note:
+      Unbiased for any ``c``. ``2 · num_samples`` evaluations of ``f`` per
       estimate (no derivative of ``f``) and ``6 · num_samples`` of ``c``: the estimate and
       the variance-gradient pass each evaluate ``f`` at ``b`` and ``c`` at ``z``, at ``z̃``
       and at ``z̃`` with the logits held fixed.

@@ -40,8 +40,10 @@ def reinforce(
 
     With ``n = num_samples`` independent draws ``x_i ~ p_φ``:
 
-    .. math:: \hat g = \frac1n \sum_i \big(f(x_i) - b_i - h(x_i)\big)\,
-       \nabla_\phi \log p_\phi(x_i) + \nabla_\phi \mathbb{E}_{p_\phi}[h],
+    $$
+    \hat g = \frac1n \sum_i \big(f(x_i) - b_i - h(x_i)\big)\,
+    \nabla_\phi \log p_\phi(x_i) + \nabla_\phi \mathbb{E}_{p_\phi}[h],
+    $$
 
     the value is ``(1/n) Σ f(x_i)``. ``f`` is evaluated ``n`` times and never
     differentiated w.r.t. ``x`` (only ``log p`` is), so ``f`` may be any black box.
@@ -67,8 +69,10 @@ def reinforce(
       num_samples: draws per estimate (one evaluation of ``f`` each).
       baseline: ``None``, a float, ``"loo"`` or ``callable(params, key)``.
       control_variate: optional ``(h, h_mean)`` pair.
+
     Returns:
       ``E(params, key, *args)``; ``jax.grad`` w.r.t. ``params`` is the REINFORCE estimate.
+
     Examples:
       >>> f = lambda b: jnp.sum((b - 0.45) ** 2)
       >>> E = jr.estimators.reinforce(f, dist="bernoulli", num_samples=4, baseline="loo")
@@ -77,12 +81,13 @@ def reinforce(
       (3,)
 
     References:
-      Williams, `Simple Statistical Gradient-Following Algorithms for Connectionist
-      Reinforcement Learning <https://doi.org/10.1007/BF00992696>`_, 1992.
-      Kool et al., `Buy 4 REINFORCE Samples, Get a Baseline for Free!
-      <https://openreview.net/forum?id=r1lgTGL5DE>`_, 2019.
+      Williams, [Simple Statistical Gradient-Following Algorithms for Connectionist
+      Reinforcement Learning](https://doi.org/10.1007/BF00992696), 1992.
+      Kool et al., [Buy 4 REINFORCE Samples, Get a Baseline for
+      Free!](https://openreview.net/forum?id=r1lgTGL5DE), 2019.
 
-    .. note:: Unbiased for every baseline; high variance without one. ``num_samples``
+    Note:
+      Unbiased for every baseline; high variance without one. ``num_samples``
       evaluations of ``f`` per estimate, no derivative of ``f``. Higher
       derivatives: the surrogate is written with the DiCE magic box, so ``jax.hessian``
       w.r.t. ``params`` is the unbiased estimate

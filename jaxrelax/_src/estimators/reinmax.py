@@ -59,10 +59,14 @@ def reinmax(
     with ``g = ∂f/∂D`` at the sample, ``J(π) = diag(π) − π πᵀ`` (the Jacobian of softmax)
     and
 
-    .. math:: \pi_0 = \mathrm{softmax}(\theta), \qquad
-       \pi_1 = \tfrac12\big(\mathrm{softmax}(\theta / T) + D\big),
+    $$
+    \pi_0 = \mathrm{softmax}(\theta), \qquad
+    \pi_1 = \tfrac12\big(\mathrm{softmax}(\theta / T) + D\big),
+    $$
 
-    .. math:: \hat g_\theta = 2\, J(\pi_1)\, g - \tfrac12\, J(\pi_0)\, g.
+    $$
+    \hat g_\theta = 2\, J(\pi_1)\, g - \tfrac12\, J(\pi_0)\, g.
+    $$
 
     This is the paper's surrogate ``π₂ = 2 softmax(sg(ln π₁ − θ) + θ) − ½ π₀`` with the
     straight-through ``D + π₂ − sg(π₂)``; ``T`` enters only ``π₁`` (the sample is drawn at
@@ -76,8 +80,10 @@ def reinmax(
         variable) or ``"bernoulli"`` (logits of any shape).
       num_samples: draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0 of ``π₁`` (the paper prefers ``T >= 1``); may be traced.
+
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(D)]``.
+
     Examples:
       >>> E = jr.estimators.reinmax(lambda x: x[1] + x[0] * x[2], dist="categorical")
       >>> E(jnp.array([0.0, 50.0, 0.0]), jax.random.key(0))
@@ -86,11 +92,12 @@ def reinmax(
       (3,)
 
     References:
-      Liu, Zhao, Chen, Gao & Han, `Bridging Discrete and Backpropagation: Straight-Through
-      and Beyond <https://arxiv.org/abs/2304.08612>`_, NeurIPS 2023 (reference code:
+      Liu, Zhao, Chen, Gao & Han, [Bridging Discrete and Backpropagation: Straight-Through
+      and Beyond](https://arxiv.org/abs/2304.08612), NeurIPS 2023 (reference code:
       ``microsoft/ReinMax``).
 
-    .. note:: Biased gradient in general (unbiased value); exact in expectation for one
+    Note:
+      Biased gradient in general (unbiased value); exact in expectation for one
       categorical variable and quadratic ``f`` at ``T = 1``; variance like
       straight-through's. ``num_samples`` evaluations of ``f`` per estimate; needs
       ``∂f/∂D``. A second derivative w.r.t. ``params`` is that of the straight-through

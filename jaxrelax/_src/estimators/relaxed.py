@@ -84,19 +84,22 @@ def gumbel_softmax(
       dist: ``"categorical"`` (logits ``[..., K]``) or ``"bernoulli"``.
       num_samples: draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0; may be a traced array (annealing schedule, learned).
+
     Returns:
       ``E(params, key, *args)``.
+
     Examples:
       >>> E = jr.estimators.gumbel_softmax(lambda y: y[0], dist="categorical", temperature=0.5)
       >>> jax.grad(E)(jnp.zeros(3), jax.random.key(0)).shape
       (3,)
 
     References:
-      Jang et al., `Categorical Reparameterization with Gumbel-Softmax
-      <https://arxiv.org/abs/1611.01144>`_, 2017. Maddison et al., `The Concrete
-      Distribution <https://arxiv.org/abs/1611.00712>`_, 2017.
+      Jang et al., [Categorical Reparameterization with
+      Gumbel-Softmax](https://arxiv.org/abs/1611.01144), 2017. Maddison et al., [The Concrete
+      Distribution](https://arxiv.org/abs/1611.00712), 2017.
 
-    .. note:: Biased for ``E[f(x)]`` over discrete ``x`` (both value and gradient refer to
+    Note:
+      Biased for ``E[f(x)]`` over discrete ``x`` (both value and gradient refer to
       the relaxation); the bias shrinks and the variance grows as T → 0. ``num_samples``
       evaluations of ``f`` per estimate and one backward pass through ``f``. Higher
       derivatives are those of the relaxed objective (autodiff). A traced ``temperature``
@@ -128,18 +131,21 @@ def st_gumbel_softmax(
       dist: ``"categorical"`` or ``"bernoulli"``.
       num_samples: draws per estimate (one evaluation of ``f`` each).
       temperature: T > 0 of the backward relaxation; may be traced.
+
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+
     Examples:
       >>> E = jr.estimators.st_gumbel_softmax(lambda b: b[1], dist="categorical")
       >>> E(jnp.array([0.0, 50.0, 0.0]), jax.random.key(0))
       Array(1., dtype=float32)
 
     References:
-      Jang et al., `Categorical Reparameterization with Gumbel-Softmax
-      <https://arxiv.org/abs/1611.01144>`_, 2017.
+      Jang et al., [Categorical Reparameterization with
+      Gumbel-Softmax](https://arxiv.org/abs/1611.01144), 2017.
 
-    .. note:: Biased gradient (unbiased value). ``num_samples`` evaluations of ``f`` per
+    Note:
+      Biased gradient (unbiased value). ``num_samples`` evaluations of ``f`` per
       estimate; needs ``∂f/∂b``. A second derivative w.r.t. ``params`` is that of the
       straight-through surrogate (biased as well). A traced ``temperature`` <= 0 makes
       the value and gradients NaN.
@@ -164,18 +170,21 @@ def straight_through(
       f: per-sample loss ``f(b, *args) -> scalar``, differentiable in ``b``.
       dist: ``"bernoulli"`` or ``"categorical"``.
       num_samples: draws per estimate (one evaluation of ``f`` each).
+
     Returns:
       ``E(params, key, *args)``; its value is an unbiased estimate of ``E[f(b)]``.
+
     Examples:
       >>> E = jr.estimators.straight_through(lambda b: jnp.sum(b), dist="bernoulli")
       >>> jax.grad(E)(jnp.zeros(2), jax.random.key(0))
       Array([0.25, 0.25], dtype=float32)
 
     References:
-      Bengio, Léonard & Courville, `Estimating or Propagating Gradients Through Stochastic
-      Neurons for Conditional Computation <https://arxiv.org/abs/1308.3432>`_, 2013.
+      Bengio, Léonard & Courville, [Estimating or Propagating Gradients Through Stochastic
+      Neurons for Conditional Computation](https://arxiv.org/abs/1308.3432), 2013.
 
-    .. note:: Biased gradient (unbiased value), lowest variance. ``num_samples``
+    Note:
+      Biased gradient (unbiased value), lowest variance. ``num_samples``
       evaluations of ``f`` per estimate; needs ``∂f/∂b``. A second derivative w.r.t.
       ``params`` is that of the straight-through surrogate (biased as well).
     """

@@ -53,8 +53,10 @@ def _log_set_probabilities(log_p: jax.Array, log_rest: jax.Array, n: int) -> jax
     ``B`` together with the states never drawn (mass ``exp(log_rest)``), the next
     ``|B|`` draws are exactly ``B`` in some order:
 
-    .. math:: G(\emptyset) = 1, \qquad
-       G(B) = \sum_{i \in B} \frac{p_i}{p_{\text{rest}} + \sum_{j \in B} p_j}\, G(B \setminus i).
+    $$
+    G(\emptyset) = 1, \qquad
+    G(B) = \sum_{i \in B} \frac{p_i}{p_{\text{rest}} + \sum_{j \in B} p_j}\, G(B \setminus i).
+    $$
 
     So ``p(S) = G(S)``, ``p^{D∖s}(S∖s) = G(S∖s)`` and ``p^{D∖\{s,s'\}}(S∖\{s,s'\}) =
     G(S∖\{s,s'\})``: the renormalisation of the smaller domains cancels in each step. It
@@ -85,17 +87,21 @@ def unordered_set(
     ``p = softmax(params)``, drawn without replacement with Gumbel-top-``k`` (the ``k``
     largest of ``log p + Gumbel``). With the exact leave-one-out ratios
 
-    .. math:: R(S, s) = \frac{p^{D\setminus s}(S \setminus s)}{p(S)}, \qquad
-       R^{D\setminus s}(S, s') = \frac{p^{D\setminus\{s, s'\}}(S\setminus\{s, s'\})}
-       {p^{D\setminus s}(S \setminus s)} \quad (R^{D\setminus s}(S, s) = 1),
+    $$
+    R(S, s) = \frac{p^{D\setminus s}(S \setminus s)}{p(S)}, \qquad
+    R^{D\setminus s}(S, s') = \frac{p^{D\setminus\{s, s'\}}(S\setminus\{s, s'\})}
+    {p^{D\setminus s}(S \setminus s)} \quad (R^{D\setminus s}(S, s) = 1),
+    $$
 
     where ``p(S)`` is the probability of drawing the set ``S`` (in any order) and
     ``p^{D∖s}`` the distribution with ``s`` removed and renormalised, the value and the
     gradient are
 
-    .. math:: \hat E = \sum_{s \in S} p(s) R(S, s)\, f(s), \qquad
-       \hat g = \sum_{s \in S} \nabla p(s)\, R(S, s)\,\big(f(s) - b(s)\big),
-       \qquad b(s) = \sum_{s' \in S} p(s')\, R^{D\setminus s}(S, s')\, f(s').
+    $$
+    \hat E = \sum_{s \in S} p(s) R(S, s)\, f(s), \qquad
+    \hat g = \sum_{s \in S} \nabla p(s)\, R(S, s)\,\big(f(s) - b(s)\big),
+    \qquad b(s) = \sum_{s' \in S} p(s')\, R^{D\setminus s}(S, s')\, f(s').
+    $$
 
     ``p(s) R(S, s)`` is the probability that ``s`` was drawn first given the set, so the
     value is a convex combination of the ``f(s)``. ``b(s)`` is the *built-in baseline*:
@@ -129,10 +135,12 @@ def unordered_set(
       num_samples: ``k``, the number of distinct states drawn (``1 <= k``; ``k <= 16``
         unless ``k >= K``).
       baseline: use the built-in leave-one-out baseline ``b(s)`` (default ``True``).
+
     Returns:
       ``E(params, key, *args)`` returning the unordered set estimate of ``E[f]``; its
       gradient w.r.t. ``params`` is ``ĝ``, w.r.t. ``args`` it is
       ``Σ p(s) R(S, s) ∂f(s)/∂args``.
+
     Examples:
       >>> f = lambda x: jnp.dot(x, jnp.array([1.0, -2.0, 0.5, 3.0]))
       >>> E = jr.estimators.unordered_set(f, dist="categorical", num_samples=2)
@@ -144,13 +152,14 @@ def unordered_set(
       Array(0.3906, dtype=float32)
 
     References:
-      Kool, van Hoof & Welling, `Estimating Gradients for Discrete Random Variables by
-      Sampling without Replacement <https://openreview.net/forum?id=rklEj2EFvB>`_, ICLR 2020
+      Kool, van Hoof & Welling, [Estimating Gradients for Discrete Random Variables by
+      Sampling without Replacement](https://openreview.net/forum?id=rklEj2EFvB), ICLR 2020
       (reference code: github.com/wouterkool/estimating-gradients-without-replacement).
-      Kool, van Hoof & Welling, `Stochastic Beams and Where to Find Them: The Gumbel-Top-k
-      Trick <https://arxiv.org/abs/1903.06059>`_, ICML 2019.
+      Kool, van Hoof & Welling, [Stochastic Beams and Where to Find Them: The Gumbel-Top-k
+      Trick](https://arxiv.org/abs/1903.06059), ICML 2019.
 
-    .. note:: Unbiased, with or without the baseline; zero variance when ``num_samples >=
+    Note:
+      Unbiased, with or without the baseline; zero variance when ``num_samples >=
       K``. ``min(num_samples, K)`` evaluations of ``f`` per estimate, all at distinct
       states; no derivative of ``f``. Compared with RLOO at the same
       number of evaluations it never spends two evaluations on one state, so its variance is

@@ -50,16 +50,20 @@ def vimco(
     returns a per-sample **log-weight** ``log w(x)`` and, with ``m = num_samples``
     independent joint draws ``x_i ~ q_φ``, ``E`` estimates the multi-sample objective
 
-    .. math:: \mathcal L_m(\phi, \theta) = \mathbb E_{x_{1:m} \sim q_\phi}\Big[
-       \hat L\Big], \qquad \hat L = \log \frac1m \sum_{i=1}^m w_\theta(x_i),
+    $$
+    \mathcal L_m(\phi, \theta) = \mathbb E_{x_{1:m} \sim q_\phi}\Big[
+    \hat L\Big], \qquad \hat L = \log \frac1m \sum_{i=1}^m w_\theta(x_i),
+    $$
 
     and returns ``L̂`` (the log-mean-exp of the ``m`` log-weights). The gradient w.r.t.
     ``params`` is the score-function estimate with the paper's per-sample baselines
 
-    .. math:: \hat g_\phi = \sum_i \big(\hat L - \hat L_{-i}\big)\,
-       \nabla_\phi \log q_\phi(x_i), \qquad
-       \hat L_{-i} = \log \frac1m \Big(\sum_{j \ne i} w_j + \hat w_{-i}\Big),
-       \quad \hat w_{-i} = \exp\Big(\frac{1}{m-1} \sum_{j \ne i} \log w_j\Big),
+    $$
+    \hat g_\phi = \sum_i \big(\hat L - \hat L_{-i}\big)\,
+    \nabla_\phi \log q_\phi(x_i), \qquad
+    \hat L_{-i} = \log \frac1m \Big(\sum_{j \ne i} w_j + \hat w_{-i}\Big),
+    \quad \hat w_{-i} = \exp\Big(\frac{1}{m-1} \sum_{j \ne i} \log w_j\Big),
+    $$
 
     (``ŵ_{-i}`` the geometric mean of the other weights); the gradient w.r.t. ``args`` is the
     pathwise ``Σ_i w̃_i ∇_args log w(x_i)`` with normalised weights ``w̃ = softmax(log w)``.
@@ -86,10 +90,12 @@ def vimco(
       dist: ``"bernoulli"`` or ``"categorical"``.
       num_samples: ``m``, the number of samples inside the log (one evaluation of ``f``
         each); the objective ``L_m`` depends on it.
+
     Returns:
       ``E(params, key, *args)`` returning ``L̂ = log mean_i exp f(x_i, *args)``, an estimate of
       ``L_m``; ``jax.grad`` w.r.t. ``params`` is the VIMCO estimate, w.r.t. ``args`` the
       softmax-weighted pathwise gradient.
+
     Examples:
       >>> log_w = lambda b: -jnp.sum((b - 0.45) ** 2)
       >>> E = jr.estimators.vimco(log_w, dist="bernoulli", num_samples=4)
@@ -98,10 +104,11 @@ def vimco(
       (3,)
 
     References:
-      Mnih & Rezende, `Variational Inference for Monte Carlo Objectives
-      <https://arxiv.org/abs/1602.06725>`_, 2016.
+      Mnih & Rezende, [Variational Inference for Monte Carlo
+      Objectives](https://arxiv.org/abs/1602.06725), 2016.
 
-    .. note:: Unbiased for ``∇L_m`` (the baselines ``L̂_{-i}`` do not depend on
+    Note:
+      Unbiased for ``∇L_m`` (the baselines ``L̂_{-i}`` do not depend on
       ``x_i``); ``num_samples`` evaluations of ``f`` per estimate, no derivative of ``f``
       w.r.t. ``x``. ``L̂`` itself is a biased estimate of ``log E[w]`` (that is the
       objective ``L_m``, which tightens as ``m`` grows). Higher derivatives: mixed

@@ -69,6 +69,7 @@ class GumbelSoftmax(nnx.Module):
       deterministic: replace sampling by the mode.
       rng_collection: the ``nnx.Rngs`` stream to draw from.
       rngs: ``nnx.Rngs`` for sampling.
+
     Examples:
       >>> from flax import nnx
       >>> layer = jr.nn.GumbelSoftmax(hard=True, rngs=nnx.Rngs(0))
@@ -131,6 +132,7 @@ class StochasticBinary(nnx.Module):
       deterministic: replace sampling by thresholding.
       rng_collection: the ``nnx.Rngs`` stream to draw from.
       rngs: ``nnx.Rngs`` for sampling.
+
     Examples:
       >>> from flax import nnx
       >>> jr.nn.StochasticBinary(rngs=nnx.Rngs(0))(jnp.array([-jnp.inf, jnp.inf]))
@@ -176,6 +178,7 @@ class VectorQuantizer(nnx.Module):
       dim: D, their dimension (the last axis of the input).
       commitment_cost: β ≥ 0.
       rngs: ``nnx.Rngs`` for the codebook initialisation.
+
     Examples:
       >>> from flax import nnx
       >>> vq = jr.nn.VectorQuantizer(8, 2, rngs=nnx.Rngs(0))

@@ -146,6 +146,7 @@ class Reparam:
       batch_shape: broadcast shape of the parameters' batch axes.
       event_shape: shape of one event (``()`` for scalar families).
       dtype: float dtype of samples and densities (the parameters' dtype).
+
     Examples:
       >>> d = jr.reparam.normal(jnp.zeros(3), 2.0)
       >>> d.batch_shape, d.event_shape, d.event_ndim
@@ -252,6 +253,7 @@ class Reparam:
 
         Returns:
           An array of shape ``sample_shape + batch_shape`` in the distribution's dtype.
+
         Raises:
           ValueError: naming ``x``, its shape and the expected shape, if ``x`` does not
             fit (a wrong event width, or a batch axis that differs from the

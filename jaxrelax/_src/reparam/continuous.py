@@ -144,14 +144,18 @@ def _traced_cholesky_valid(tril: ArrayLike) -> jax.Array | None:
 def normal(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     r"""Normal distribution ``N(loc, scale²)`` as a (noise, transform) pair.
 
-    .. math:: \varepsilon \sim \mathcal N(0, 1), \qquad x = \mu + \sigma\,\varepsilon
+    $$
+    \varepsilon \sim \mathcal N(0, 1), \qquad x = \mu + \sigma\,\varepsilon
+    $$
 
     Args:
       loc: mean; any float dtype (the common dtype of the parameters is kept).
       scale: standard deviation, ``> 0``; broadcasts against ``loc``.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 0`` and
+      A `Reparam` with ``event_ndim = 0`` and
       ``batch_shape = broadcast(loc.shape, scale.shape)``.
+
     Examples:
       >>> d = jr.reparam.normal(1.0, 2.0)
       >>> round(float(d.log_prob(1.0)), 4)  # -log(2) - log(2π)/2
@@ -162,8 +166,7 @@ def normal(loc: ArrayLike, scale: ArrayLike) -> Reparam:
       True
 
     References:
-      Kingma & Welling, `Auto-Encoding Variational Bayes
-      <https://arxiv.org/abs/1312.6114>`_, 2014.
+      Kingma & Welling, [Auto-Encoding Variational Bayes](https://arxiv.org/abs/1312.6114), 2014.
     """
     return _loc_scale_ctor(NORMAL, loc, scale)
 
@@ -176,8 +179,10 @@ def laplace(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     Args:
       loc: location (the median).
       scale: ``> 0``; broadcasts against ``loc``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> round(float(jr.reparam.laplace(0.0, 1.0).log_prob(1.0)), 4)  # -1 - log 2
       -1.6931
@@ -191,8 +196,10 @@ def logistic(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     Args:
       loc: location (the mean).
       scale: ``> 0``; broadcasts against ``loc``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> round(float(jr.reparam.logistic(0.0, 1.0).log_prob(0.0)), 4)  # log(1/4)
       -1.3863
@@ -206,8 +213,10 @@ def gumbel(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     Args:
       loc: location (the mode).
       scale: ``> 0``; broadcasts against ``loc``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> round(float(jr.reparam.gumbel(0.0, 1.0).log_prob(0.0)), 4)  # -1
       -1.0
@@ -221,8 +230,10 @@ def cauchy(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     Args:
       loc: location (the median).
       scale: ``> 0`` (half width at half maximum); broadcasts against ``loc``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> round(float(jr.reparam.cauchy(0.0, 1.0).log_prob(0.0)), 4)  # -log π
       -1.1447
@@ -257,8 +268,10 @@ def lognormal(loc: ArrayLike, scale: ArrayLike) -> Reparam:
     Args:
       loc: mean of ``log x``.
       scale: standard deviation of ``log x``, ``> 0``.
+
     Returns:
-      A scalar-event :class:`Reparam` (``log_prob`` is ``-inf`` for ``x <= 0``).
+      A scalar-event `Reparam` (``log_prob`` is ``-inf`` for ``x <= 0``).
+
     Examples:
       >>> float(jr.reparam.lognormal(0.0, 1.0).transform(jnp.array(0.0)))
       1.0
@@ -289,8 +302,10 @@ def exponential(rate: ArrayLike) -> Reparam:
 
     Args:
       rate: ``> 0`` (the mean is ``1 / rate``).
+
     Returns:
-      A scalar-event :class:`Reparam` (``log_prob`` is ``-inf`` for ``x < 0``).
+      A scalar-event `Reparam` (``log_prob`` is ``-inf`` for ``x < 0``).
+
     Examples:
       >>> jax.grad(lambda r: jr.reparam.exponential(r).transform(jnp.array(1.0)))(2.0)
       Array(-0.25, dtype=float32, weak_type=True)
@@ -326,8 +341,10 @@ def uniform(low: ArrayLike, high: ArrayLike) -> Reparam:
     Args:
       low: lower bound.
       high: upper bound, ``> low`` elementwise; broadcasts against ``low``.
+
     Returns:
-      A scalar-event :class:`Reparam`; ``u ~ U(0, 1)`` lies in the open interval.
+      A scalar-event `Reparam`; ``u ~ U(0, 1)`` lies in the open interval.
+
     Examples:
       >>> float(jr.reparam.uniform(1.0, 3.0).transform(jnp.array(0.25)))
       1.5
@@ -372,23 +389,27 @@ KUMARASWAMY = Family(
 def kumaraswamy(a: ArrayLike, b: ArrayLike) -> Reparam:
     r"""Kumaraswamy distribution on (0, 1) by its closed-form inverse CDF.
 
-    .. math:: p(x) = a b x^{a-1} (1 - x^a)^{b-1}, \qquad
-              x = \bigl(1 - (1 - u)^{1/b}\bigr)^{1/a},\ u \sim U(0, 1)
+    $$
+    p(x) = a b x^{a-1} (1 - x^a)^{b-1}, \qquad
+    x = \bigl(1 - (1 - u)^{1/b}\bigr)^{1/a},\ u \sim U(0, 1)
+    $$
 
     A Beta-like law with an explicit inverse CDF (used in stick-breaking VAEs).
 
     Args:
       a: first shape, ``> 0``.
       b: second shape, ``> 0``; broadcasts against ``a``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> round(float(jr.reparam.kumaraswamy(1.0, 1.0).transform(jnp.array(0.25))), 4)  # U(0, 1)
       0.25
 
     References:
-      Nalisnick & Smyth, `Stick-Breaking Variational Autoencoders
-      <https://arxiv.org/abs/1605.06197>`_, 2017.
+      Nalisnick & Smyth, [Stick-Breaking Variational
+      Autoencoders](https://arxiv.org/abs/1605.06197), 2017.
     """
     _checks.check_positive(a, "a")
     _checks.check_positive(b, "b")
@@ -441,8 +462,10 @@ def multivariate_normal(loc: ArrayLike, scale_tril: ArrayLike) -> Reparam:
       loc: [..., d] mean.
       scale_tril: [..., d, d] lower-triangular Cholesky factor ``L`` with a positive
         diagonal (checked when concrete); batch axes broadcast against ``loc``'s.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1`` and ``event_shape = (d,)``.
+      A `Reparam` with ``event_ndim = 1`` and ``event_shape = (d,)``.
+
     Examples:
       >>> L = jnp.array([[2.0, 0.0], [1.0, 1.0]])
       >>> jr.reparam.multivariate_normal(jnp.zeros(2), L).transform(jnp.array([1.0, 1.0]))

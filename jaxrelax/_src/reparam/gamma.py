@@ -80,8 +80,10 @@ GAMMA = Family(
 def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
     r"""Gamma distribution with implicit reparameterisation for the shape.
 
-    .. math:: p(x) = \frac{\beta^\alpha}{\Gamma(\alpha)} x^{\alpha-1} e^{-\beta x},
-              \qquad x = \mathrm{Gamma}(\alpha, 1)[\text{key}] / \beta
+    $$
+    p(x) = \frac{\beta^\alpha}{\Gamma(\alpha)} x^{\alpha-1} e^{-\beta x},
+    \qquad x = \mathrm{Gamma}(\alpha, 1)[\text{key}] / \beta
+    $$
 
     **Noise**: a typed PRNG-key array of shape ``sample_shape + batch_shape``, one key
     per draw (parameter-free: it depends on the key and shapes only). **Transform**:
@@ -92,8 +94,10 @@ def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
     Args:
       concentration: shape ``α > 0``.
       rate: inverse scale ``β > 0``; broadcasts against ``concentration``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> eps = jr.reparam.gamma(1.0, 1.0).noise(jax.random.key(0), (12000,))
       >>> g = jax.grad(lambda a: jr.reparam.gamma(a, 2.0).transform(eps).mean())(3.0)
@@ -101,8 +105,8 @@ def gamma(concentration: ArrayLike, rate: ArrayLike) -> Reparam:
       True
 
     References:
-      Figurnov et al., `Implicit Reparameterization Gradients
-      <https://arxiv.org/abs/1805.08498>`_, 2018.
+      Figurnov et al., [Implicit Reparameterization Gradients](https://arxiv.org/abs/1805.08498),
+      2018.
     """
     _checks.check_positive(concentration, "concentration")
     _checks.check_positive(rate, "rate")
@@ -152,8 +156,10 @@ def beta(a: ArrayLike, b: ArrayLike) -> Reparam:
     Args:
       a: first concentration ``> 0``.
       b: second concentration ``> 0``; broadcasts against ``a``.
+
     Returns:
-      A scalar-event :class:`Reparam` on (0, 1).
+      A scalar-event `Reparam` on (0, 1).
+
     Examples:
       >>> round(float(jr.reparam.beta(2.0, 2.0).log_prob(0.5)), 4)  # log 1.5
       0.4055
@@ -199,8 +205,10 @@ def dirichlet(concentration: ArrayLike) -> Reparam:
 
     Args:
       concentration: [..., K] concentrations ``> 0``, ``K >= 1``.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1`` on the (K−1)-simplex.
+      A `Reparam` with ``event_ndim = 1`` on the (K−1)-simplex.
+
     Examples:
       >>> x = jr.reparam.dirichlet(jnp.ones(3)).sample(jax.random.key(0))
       >>> x.shape, bool(jnp.isclose(x.sum(), 1.0))

@@ -39,8 +39,10 @@ GUMBEL_MAX = Family(
 def gumbel_max(logits: ArrayLike) -> Reparam:
     r"""Exact categorical sample as a one-hot vector by the Gumbel-max trick.
 
-    .. math:: g_k \sim \mathrm{Gumbel}(0, 1), \qquad
-              x = \mathrm{one\_hot}(\arg\max_k\, \mathrm{logits}_k + g_k)
+    $$
+    g_k \sim \mathrm{Gumbel}(0, 1), \qquad
+    x = \mathrm{one\_hot}(\arg\max_k\, \mathrm{logits}_k + g_k)
+    $$
 
     ``x ~ OneHotCategorical(softmax(logits))`` exactly. ``log_prob(x)`` is the
     categorical log-mass ``Σ_k x_k log softmax(logits)_k`` (differentiable: use it for
@@ -48,14 +50,17 @@ def gumbel_max(logits: ArrayLike) -> Reparam:
 
     Args:
       logits: [..., K] unnormalised log-probabilities; ``-inf`` entries are masks.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1``.
+      A `Reparam` with ``event_ndim = 1``.
+
     Examples:
       >>> d = jr.reparam.gumbel_max(jnp.array([0.0, 10.0, -jnp.inf]))
       >>> d.transform(jnp.zeros(3))
       Array([0., 1., 0.], dtype=float32)
 
-    .. note:: ``transform`` is **not differentiable**: it is piecewise constant, so
+    Note:
+      ``transform`` is **not differentiable**: it is piecewise constant, so
       ``jax.grad`` through it is zero everywhere. Pair it with ``jr.st`` or use
       ``concrete`` / ``jr.estimators`` for gradients.
     """

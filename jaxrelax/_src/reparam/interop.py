@@ -117,7 +117,7 @@ def _library(cls: type) -> str | None:
 
 
 def from_distribution(d: Any) -> Reparam:
-    r"""Converts a distrax or TFP-on-JAX distribution object to a :class:`Reparam`.
+    r"""Converts a distrax or TFP-on-JAX distribution object to a `Reparam`.
 
     The parameters are read from ``d`` (so gradients flow into whatever arrays ``d``
     was built from) and passed to the matching constructor. Supported families:
@@ -137,10 +137,13 @@ def from_distribution(d: Any) -> Reparam:
 
     Args:
       d: a distribution object from ``distrax`` or ``tensorflow_probability.substrates.jax``.
+
     Returns:
-      A :class:`Reparam` of the same law (same ``batch_shape``, ``event_shape``).
+      A `Reparam` of the same law (same ``batch_shape``, ``event_shape``).
+
     Raises:
       TypeError: naming the class if it (or its library) is not supported.
+
     Examples:
       >>> jr.reparam.from_distribution(object())
       Traceback (most recent call last):

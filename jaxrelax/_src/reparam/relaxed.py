@@ -88,14 +88,18 @@ CONCRETE = Family(
 def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     r"""Concrete / Gumbel-softmax distribution (RelaxedOneHotCategorical).
 
-    .. math:: g_k \sim \mathrm{Gumbel}(0, 1), \qquad
-              x = \mathrm{softmax}\bigl((\mathrm{logits} + g) / \lambda\bigr)
+    $$
+    g_k \sim \mathrm{Gumbel}(0, 1), \qquad
+    x = \mathrm{softmax}\bigl((\mathrm{logits} + g) / \lambda\bigr)
+    $$
 
     with density on the simplex (Maddison et al. 2017, eq. 1; ``α = softmax(logits)``,
     ``n`` categories)
 
-    .. math:: p(x) = (n-1)!\,\lambda^{n-1} \prod_k
-              \frac{\alpha_k x_k^{-\lambda-1}}{\sum_i \alpha_i x_i^{-\lambda}},
+    $$
+    p(x) = (n-1)!\,\lambda^{n-1} \prod_k
+    \frac{\alpha_k x_k^{-\lambda-1}}{\sum_i \alpha_i x_i^{-\lambda}},
+    $$
 
     evaluated in log space (a log-sum-exp over ``log α_i − λ log x_i``), so low
     temperatures give finite values. ``-inf`` logits are masks: those categories are
@@ -105,8 +109,10 @@ def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
       logits: [..., K] unnormalised log-probabilities.
       temperature: ``λ > 0``; scalar or broadcastable with ``logits.shape[:-1]`` (one per
         distribution; it may enlarge the batch, as in TFP).
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1`` whose samples lie on the simplex.
+      A `Reparam` with ``event_ndim = 1`` whose samples lie on the simplex.
+
     Examples:
       >>> d = jr.reparam.concrete(jnp.log(jnp.array([0.2, 0.3, 0.5])), 0.5)
       >>> x = d.sample(jax.random.key(0))
@@ -114,9 +120,9 @@ def concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
       ((3,), True)
 
     References:
-      Maddison et al., `The Concrete Distribution <https://arxiv.org/abs/1611.00712>`_,
-      2017. Jang et al., `Categorical Reparameterization with Gumbel-Softmax
-      <https://arxiv.org/abs/1611.01144>`_, 2017.
+      Maddison et al., [The Concrete Distribution](https://arxiv.org/abs/1611.00712),
+      2017. Jang et al., [Categorical Reparameterization with
+      Gumbel-Softmax](https://arxiv.org/abs/1611.01144), 2017.
     """
     _checks.check_temperature(temperature)
     params, _ = float_params(logits=logits, temperature=temperature)
@@ -156,8 +162,10 @@ BINARY_CONCRETE = Family(
 def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     r"""Binary Concrete distribution (RelaxedBernoulli) on (0, 1).
 
-    .. math:: L \sim \mathrm{Logistic}(0, 1), \qquad
-              y = \sigma\bigl((\mathrm{logits} + L) / \lambda\bigr)
+    $$
+    L \sim \mathrm{Logistic}(0, 1), \qquad
+    y = \sigma\bigl((\mathrm{logits} + L) / \lambda\bigr)
+    $$
 
     ``P(y > 1/2) = sigmoid(logits)`` at every temperature. The log-density is the
     logistic density of ``logit(y)`` plus the change of variables
@@ -166,14 +174,16 @@ def binary_concrete(logits: ArrayLike, temperature: ArrayLike) -> Reparam:
     Args:
       logits: log-odds, any shape.
       temperature: ``λ > 0``; broadcasts against ``logits``.
+
     Returns:
-      A scalar-event :class:`Reparam`.
+      A scalar-event `Reparam`.
+
     Examples:
       >>> float(jr.reparam.binary_concrete(0.0, 1.0).transform(jnp.array(0.0)))
       0.5
 
     References:
-      Maddison et al., `The Concrete Distribution <https://arxiv.org/abs/1611.00712>`_,
+      Maddison et al., [The Concrete Distribution](https://arxiv.org/abs/1611.00712),
       2017.
     """
     _checks.check_temperature(temperature)

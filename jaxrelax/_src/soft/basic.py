@@ -4,14 +4,14 @@ Every function divides by the temperature *after* subtracting the maximum, so ve
 low temperatures and huge logits stay finite, and computes in float32 for half
 precision inputs (the output keeps the input dtype).
 
-Arguments. ``temperature`` (and ``delta`` in :func:`huber`) is a Python float or an array
+Arguments. ``temperature`` (and ``delta`` in `huber`) is a Python float or an array
 that broadcasts to the shape of ``x`` without enlarging it: a scalar, a per-row ``[..., 1]``
 temperature, or one per entry. Any other shape is a ``ValueError`` naming both arguments
 and their shapes. A concrete value ``<= 0`` (or NaN) is a ``ValueError``; a *traced* one
 (inside ``jit``) makes the whole output NaN, and so every gradient through it.
 
-Shapes. The reductions (:func:`softmax`, :func:`argmax`, :func:`argmax_index`,
-:func:`max`) need a non-empty event axis (``ValueError`` naming ``x``); an empty batch
+Shapes. The reductions (`softmax`, `argmax`, `argmax_index`,
+`max`) need a non-empty event axis (``ValueError`` naming ``x``); an empty batch
 axis gives an empty result. The elementwise maps return an empty output for an empty
 input.
 """
@@ -57,7 +57,9 @@ def _prepare_elementwise(x: ArrayLike, value: ArrayLike, name: str = "temperatur
 def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
     r"""Softmax with temperature, ``softmax(x / T)`` along ``axis``.
 
-    .. math:: \mathrm{softmax}(x/T)_i = e^{x_i/T} / \sum_j e^{x_j/T}
+    $$
+    \mathrm{softmax}(x/T)_i = e^{x_i/T} / \sum_j e^{x_j/T}
+    $$
 
     The maximum is subtracted before dividing by ``T``, so ``T = 1e-6`` and
     ``|x| = 1e30`` stay finite. ``-inf`` entries are masks (probability 0, gradient
@@ -70,8 +72,10 @@ def softmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.A
         ``x`` without enlarging it: per row (shape [..., 1]) or per entry. A traced
         T <= 0 makes the output NaN.
       axis: the event axis.
+
     Returns:
       Probabilities with the shape and dtype of ``x``.
+
     Examples:
       >>> import jax.numpy as jnp, jaxrelax as jr
       >>> jr.soft.softmax(jnp.array([1.1, 4.0, -0.1, 2.3]), temperature=0.8).round(3)
@@ -88,8 +92,10 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
       x: [..., K] scores.
       temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis.
+
     Returns:
       [..., K] relaxed one-hot vector, same dtype as ``x``.
+
     Examples:
       >>> jr.soft.argmax(jnp.array([1.1, 4.0, -0.1, 2.3]), temperature=0.2).round(3)
       Array([0., 1., 0., 0.], dtype=float32)
@@ -107,8 +113,10 @@ def argmax_index(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> 
       x: [..., K] scores.
       temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis (removed from the output).
+
     Returns:
       [...] soft indices, same dtype as ``x``. A fully masked row gives 0.
+
     Examples:
       >>> jr.soft.argmax_index(jnp.array([1.1, 4.0, -0.1, 2.3])).round(4)
       Array(1.2606, dtype=float32)
@@ -131,8 +139,10 @@ def max(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array
       x: [..., K] values.
       temperature: T > 0 (a float, or an array broadcasting to ``x``, e.g. [..., 1]).
       axis: the event axis (removed from the output).
+
     Returns:
       [...] soft maxima, same dtype as ``x``. A fully masked row gives 0.
+
     Examples:
       >>> jr.soft.max(jnp.array([1.1, 4.0, -0.1, 2.3])).round(3)
       Array(3.571, dtype=float32)
@@ -153,8 +163,10 @@ def relu(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     Args:
       x: any-shape input (elementwise).
       temperature: T > 0 (a float, or an array broadcasting to ``x``).
+
     Returns:
       Same shape and dtype as ``x``.
+
     Examples:
       >>> jr.soft.relu(jnp.array([-1.0, 0.0, 1.0]), temperature=0.1).round(4)
       Array([0.    , 0.0693, 1.    ], dtype=float32)
@@ -174,14 +186,16 @@ def huber(x: ArrayLike, delta: ArrayLike = 1.0) -> jax.Array:
     r"""Huber loss, the smooth relaxation of ``|x|`` (elementwise).
 
     ``0.5 x²`` if ``|x| < δ`` else ``δ (|x| − 0.5 δ)``. Thin wrapper over
-    :func:`optax.losses.huber_loss` with a check on ``delta``.
+    `optax.losses.huber_loss` with a check on ``delta``.
 
     Args:
       x: any-shape residuals.
       delta: δ > 0, where the quadratic becomes linear (a float, or an array
         broadcasting to ``x``).
+
     Returns:
       Same shape and dtype as ``x``.
+
     Examples:
       >>> jr.soft.huber(jnp.array([-3.0, 0.5, 2.0]))
       Array([2.5  , 0.125, 1.5  ], dtype=float32)
@@ -197,8 +211,10 @@ def step(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
       x: any-shape input (elementwise).
       temperature: T > 0 (a float, or an array broadcasting to ``x``); T → 0 gives the
         step function (0.5 at 0).
+
     Returns:
       Values in [0, 1], same shape and dtype as ``x``.
+
     Examples:
       >>> jr.soft.step(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
       Array([0.1192, 0.5   , 0.8808], dtype=float32)
@@ -214,8 +230,10 @@ def sign(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     Args:
       x: any-shape input (elementwise).
       temperature: T > 0 (a float, or an array broadcasting to ``x``); T → 0 gives ``sign(x)``.
+
     Returns:
       Values in [-1, 1], same shape and dtype as ``x``.
+
     Examples:
       >>> jr.soft.sign(jnp.array([-1.0, 0.0, 1.0]), temperature=0.5).round(4)
       Array([-0.964,  0.   ,  0.964], dtype=float32)
@@ -230,8 +248,10 @@ def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
 
     With ``n = floor(x)`` and ``u = x − n ∈ [0, 1)``:
 
-    .. math:: \mathrm{round}_T(x) = n + \tfrac12 + \tfrac12\,
-              \frac{\tanh((u - \frac12) / (2T))}{\tanh(1 / (4T))}
+    $$
+    \mathrm{round}_T(x) = n + \tfrac12 + \tfrac12\,
+    \frac{\tanh((u - \frac12) / (2T))}{\tanh(1 / (4T))}
+    $$
 
     i.e. a logistic step of temperature T centred at every half-integer, rescaled so
     that it passes exactly through the integers. It is continuous and continuously
@@ -241,8 +261,10 @@ def round(x: ArrayLike, temperature: ArrayLike = 1.0) -> jax.Array:
     Args:
       x: any-shape input (elementwise).
       temperature: T > 0 (a float, or an array broadcasting to ``x``).
+
     Returns:
       Same shape and dtype as ``x``.
+
     Examples:
       >>> jr.soft.round(jnp.array([0.2, 0.5, 1.8]), temperature=0.05).round(3)
       Array([0.002, 0.5  , 1.998], dtype=float32)

@@ -222,8 +222,10 @@ def sinkhorn(
     Returns ``P = exp(C + f ⊕ g)``, ``C = log_alpha / T``, the solution of the entropic
     optimal-transport problem
 
-    .. math:: \max_{P \ge 0,\; P\mathbf 1 = a,\; P^\top \mathbf 1 = b}\;
-              \langle P, \log\alpha\rangle + T\,H(P),
+    $$
+    \max_{P \ge 0,\; P\mathbf 1 = a,\; P^\top \mathbf 1 = b}\;
+    \langle P, \log\alpha\rangle + T\,H(P),
+    $$
 
     found by alternately normalising the rows to ``a`` and the columns to ``b`` in the
     log domain (Sinkhorn's theorem). After the last (column) step the columns sum to
@@ -264,8 +266,10 @@ def sinkhorn(
         traced.
       tol: optional relative row-marginal tolerance (a static float > 0).
       implicit: implicit differentiation at the fixed point; default ``tol is not None``.
+
     Returns:
       [..., n, m] transport plans, same dtype as ``log_alpha``.
+
     Examples:
       >>> P = jr.soft.sinkhorn(jnp.array([[2.0, 0.0], [1.0, 3.0]]), temperature=0.5)
       >>> P.round(3)
@@ -278,18 +282,19 @@ def sinkhorn(
              [0.375 , 0.1875, 0.1875]], dtype=float32)
 
     References:
-      Cuturi, `Sinkhorn Distances: Lightspeed Computation of Optimal Transport
-      <https://arxiv.org/abs/1306.0895>`_, 2013. Adams & Zemel, `Ranking via Sinkhorn
-      Propagation <https://arxiv.org/abs/1106.1925>`_, 2011. Mena et al., `Learning
-      Latent Permutations with Gumbel-Sinkhorn Networks
-      <https://arxiv.org/abs/1802.08665>`_, 2018. Luise et al., `Differential Properties
-      of Sinkhorn Approximation for Learning with Wasserstein Distance
-      <https://arxiv.org/abs/1805.11897>`_, 2018. Cuturi et al., `Optimal Transport
-      Tools (OTT) <https://arxiv.org/abs/2201.12324>`_, 2022 (implicit differentiation).
+      Cuturi, [Sinkhorn Distances: Lightspeed Computation of Optimal
+      Transport](https://arxiv.org/abs/1306.0895), 2013. Adams & Zemel, [Ranking via Sinkhorn
+      Propagation](https://arxiv.org/abs/1106.1925), 2011. Mena et al., [Learning
+      Latent Permutations with Gumbel-Sinkhorn Networks](https://arxiv.org/abs/1802.08665), 2018.
+      Luise et al., [Differential Properties
+      of Sinkhorn Approximation for Learning with Wasserstein
+      Distance](https://arxiv.org/abs/1805.11897), 2018. Cuturi et al., [Optimal Transport
+      Tools (OTT)](https://arxiv.org/abs/2201.12324), 2022 (implicit differentiation).
 
-    .. note:: Cost O(n m) per round. Deterministic (no bias or variance); the plan is
-       approximate to the tolerance reached. Prefer ``tol`` with implicit gradients for
-       many rounds (low T): unrolled reverse mode stores every round.
+    Note:
+      Cost O(n m) per round. Deterministic (no bias or variance); the plan is
+      approximate to the tolerance reached. Prefer ``tol`` with implicit gradients for
+      many rounds (low T): unrolled reverse mode stores every round.
     """
     num_iters = _checks.check_int(num_iters, "num_iters")
     arr = _checks.as_float_array(log_alpha, "log_alpha")

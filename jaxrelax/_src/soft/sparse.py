@@ -5,7 +5,7 @@ or ``p = [z − τ]_+²`` (1.5-entmax, ``z = x / 2``), and are differentiated wi
 closed-form Jacobians through ``jax.custom_jvp`` (so ``jax.jvp``, ``jax.grad`` and
 ``jax.jacfwd`` all work).
 
-The threshold ``τ`` (:func:`_threshold`). ``τ`` solves ``F(τ) = Σ [z − τ]_+^r = 1``; on a
+The threshold ``τ`` (`_threshold`). ``τ`` solves ``F(τ) = Σ [z − τ]_+^r = 1``; on a
 support ``S`` (the entries above ``τ``) it has a closed form: ``(Σ_S z − 1) / |S|`` for
 r = 1, the smaller root of ``Σ_S (z − τ)² = 1`` for r = 2. Instead of sorting to try the
 ``n`` top-k supports (Martins & Astudillo 2016; Peters et al. 2019), the support is found
@@ -193,8 +193,10 @@ def _apply(fn, x: ArrayLike, axis: int) -> jax.Array:
 def sparsemax(x: ArrayLike, axis: int = -1) -> jax.Array:
     r"""Sparsemax: Euclidean projection of ``x`` onto the probability simplex.
 
-    .. math:: \mathrm{sparsemax}(x) = \arg\min_{p \in \Delta} \|p - x\|^2
-              = [x - \tau]_+, \qquad \textstyle\sum_i [x_i - \tau]_+ = 1.
+    $$
+    \mathrm{sparsemax}(x) = \arg\min_{p \in \Delta} \|p - x\|^2
+    = [x - \tau]_+, \qquad \textstyle\sum_i [x_i - \tau]_+ = 1.
+    $$
 
     Exact, without a sort: on the support ``S``, ``τ = (Σ_S x − 1) / |S|``, and ``S`` is
     found by Michelot's iteration from ``τ₀ = max x − 1`` (``S = {x > τ}``, recompute
@@ -209,19 +211,21 @@ def sparsemax(x: ArrayLike, axis: int = -1) -> jax.Array:
     Args:
       x: [..., K] scores; any float dtype (kept).
       axis: the event axis.
+
     Returns:
       Probabilities with the shape and dtype of ``x``, with exact zeros.
+
     Examples:
       >>> jr.soft.sparsemax(jnp.array([1.1, 4.0, -0.1, 3.5]))
       Array([0.  , 0.75, 0.  , 0.25], dtype=float32)
 
     References:
-      Martins & Astudillo, `From Softmax to Sparsemax: A Sparse Model of Attention and
-      Multi-Label Classification <https://arxiv.org/abs/1602.02068>`_, 2016. Michelot,
-      `A finite algorithm for finding the projection of a point onto the canonical
-      simplex of Rⁿ <https://doi.org/10.1007/BF00938486>`_, JOTA 1986 (the iteration);
-      Condat, `Fast projection onto the simplex and the l1 ball
-      <https://doi.org/10.1007/s10107-015-0946-6>`_, Math. Program. 2016 (its analysis).
+      Martins & Astudillo, [From Softmax to Sparsemax: A Sparse Model of Attention and
+      Multi-Label Classification](https://arxiv.org/abs/1602.02068), 2016. Michelot,
+      [A finite algorithm for finding the projection of a point onto the canonical
+      simplex of Rⁿ](https://doi.org/10.1007/BF00938486), JOTA 1986 (the iteration);
+      Condat, [Fast projection onto the simplex and the l1
+      ball](https://doi.org/10.1007/s10107-015-0946-6), Math. Program. 2016 (its analysis).
     """
     return _apply(_sparsemax_last, x, axis)
 
@@ -229,9 +233,11 @@ def sparsemax(x: ArrayLike, axis: int = -1) -> jax.Array:
 def entmax15(x: ArrayLike, axis: int = -1) -> jax.Array:
     r"""1.5-entmax: the sparse map between softmax and sparsemax (Tsallis α = 1.5).
 
-    .. math:: \mathrm{entmax}_{1.5}(x) = \arg\max_{p \in \Delta}\; p^\top x
-              + \tfrac{4}{3}\big(1 - \textstyle\sum_i p_i^{3/2}\big)
-              = \big[\tfrac{x}{2} - \tau\big]_+^2, \qquad \textstyle\sum_i p_i = 1.
+    $$
+    \mathrm{entmax}_{1.5}(x) = \arg\max_{p \in \Delta}\; p^\top x
+    + \tfrac{4}{3}\big(1 - \textstyle\sum_i p_i^{3/2}\big)
+    = \big[\tfrac{x}{2} - \tau\big]_+^2, \qquad \textstyle\sum_i p_i = 1.
+    $$
 
     Exact, without a sort: on the support ``S`` of ``z = x / 2``, the threshold solving
     ``Σ_S (z − τ)² = 1`` is ``τ = mean_S − sqrt((1 − ss_S) / |S|)`` (Peters et al. 2019,
@@ -247,15 +253,17 @@ def entmax15(x: ArrayLike, axis: int = -1) -> jax.Array:
     Args:
       x: [..., K] scores; any float dtype (kept).
       axis: the event axis.
+
     Returns:
       Probabilities with the shape and dtype of ``x``, with exact zeros.
+
     Examples:
       >>> jr.soft.entmax15(jnp.array([1.1, 4.0, -0.1, 3.5])).round(3)
       Array([0.   , 0.674, 0.   , 0.326], dtype=float32)
 
     References:
-      Peters, Niculae & Martins, `Sparse Sequence-to-Sequence Models
-      <https://arxiv.org/abs/1905.05702>`_, 2019.
+      Peters, Niculae & Martins, [Sparse Sequence-to-Sequence
+      Models](https://arxiv.org/abs/1905.05702), 2019.
     """
     return _apply(_entmax15_last, x, axis)
 
@@ -415,12 +423,14 @@ def _check_alpha(alpha: ArrayLike, shape: tuple[int, ...], axis: int) -> jax.Arr
 def entmax(x: ArrayLike, alpha: ArrayLike = 1.5, axis: int = -1) -> jax.Array:
     r"""α-entmax for any α > 1, differentiable in ``x`` and in ``α`` (learnable α).
 
-    .. math:: \mathrm{entmax}_\alpha(x) = \arg\max_{p \in \Delta}\; p^\top x
-              + \tfrac{1}{\alpha(\alpha-1)}\big(1 - \textstyle\sum_i p_i^\alpha\big)
-              = \big[(\alpha - 1)x - \tau\big]_+^{1/(\alpha-1)}, \qquad
-              \textstyle\sum_i p_i = 1.
+    $$
+    \mathrm{entmax}_\alpha(x) = \arg\max_{p \in \Delta}\; p^\top x
+    + \tfrac{1}{\alpha(\alpha-1)}\big(1 - \textstyle\sum_i p_i^\alpha\big)
+    = \big[(\alpha - 1)x - \tau\big]_+^{1/(\alpha-1)}, \qquad
+    \textstyle\sum_i p_i = 1.
+    $$
 
-    α → 1 is softmax, α = 1.5 is :func:`entmax15`, α = 2 is :func:`sparsemax`; larger α
+    α → 1 is softmax, α = 1.5 is `entmax15`, α = 2 is `sparsemax`; larger α
     is sparser. The threshold ``τ`` is found without a sort: for α ≤ 2 by Newton steps
     from below on ``(Σ [(α−1)x − τ]_+^{1/(α−1)})^{α−1}`` (convex, so they increase
     monotonically to the root; 1–10 passes over the row until the step is below the
@@ -430,7 +440,7 @@ def entmax(x: ArrayLike, alpha: ArrayLike = 1.5, axis: int = -1) -> jax.Array:
     ``∂p/∂α = (p − ĝ)/(α−1)² − (p log p − ĝ Σ p log p)/(α−1)``, through
     ``jax.custom_jvp``; the rule is written with the map itself, so higher derivatives are
     exact. When ``alpha`` is the Python number 1.5 or 2 (statically known, no gradient
-    wanted in it) the exact closed-form :func:`entmax15` / :func:`sparsemax` is used.
+    wanted in it) the exact closed-form `entmax15` / `sparsemax` is used.
 
     ``-inf`` entries are masks (probability 0, gradient 0); a fully masked row gives
     all zeros.
@@ -441,8 +451,10 @@ def entmax(x: ArrayLike, alpha: ArrayLike = 1.5, axis: int = -1) -> jax.Array:
         broadcasting to ``x`` with size 1 on the event axis (one α per row). A concrete
         α <= 1 or NaN is a ``ValueError``; a traced one makes the output NaN.
       axis: the event axis.
+
     Returns:
       Probabilities with the shape and dtype of ``x``, with exact zeros.
+
     Examples:
       >>> x = jnp.array([[-1.0, 0.0, 0.5], [1.0, 2.0, 3.5]])
       >>> jr.soft.entmax(x, alpha=1.33).round(4)
@@ -452,15 +464,16 @@ def entmax(x: ArrayLike, alpha: ArrayLike = 1.5, axis: int = -1) -> jax.Array:
       Array(-0.2562, dtype=float32, weak_type=True)
 
     References:
-      Peters, Niculae & Martins, `Sparse Sequence-to-Sequence Models
-      <https://arxiv.org/abs/1905.05702>`_, 2019. Correia, Niculae & Martins,
-      `Adaptively Sparse Transformers <https://arxiv.org/abs/1909.00015>`_, 2019 (the α
-      gradient). Blondel, Martins & Niculae, `Learning with Fenchel-Young Losses
-      <https://arxiv.org/abs/1901.02324>`_, 2020.
+      Peters, Niculae & Martins, [Sparse Sequence-to-Sequence
+      Models](https://arxiv.org/abs/1905.05702), 2019. Correia, Niculae & Martins,
+      [Adaptively Sparse Transformers](https://arxiv.org/abs/1909.00015), 2019 (the α
+      gradient). Blondel, Martins & Niculae, [Learning with Fenchel-Young
+      Losses](https://arxiv.org/abs/1901.02324), 2020.
 
-    .. note:: Cost O(K) per pass: 1–10 Newton passes for α ≤ 2, 30–60 halvings for
-       α > 2 (slower); the exact :func:`entmax15` / :func:`sparsemax` are cheaper still
-       for fixed α.
+    Note:
+      Cost O(K) per pass: 1–10 Newton passes for α ≤ 2, 30–60 halvings for
+      α > 2 (slower); the exact `entmax15` / `sparsemax` are cheaper still
+      for fixed α.
     """
     arr = _checks.as_float_array(x, "x")
     axis = _checks.check_axis(axis, arr.ndim, arg="x")
@@ -542,11 +555,13 @@ def entmax_loss(
 ) -> jax.Array:
     r"""Fenchel–Young loss of α-entmax: its gradient in ``logits`` is ``entmax(logits) − labels``.
 
-    .. math:: L_\alpha(\theta; y) = \Omega_\alpha^*(\theta) + \Omega_\alpha(y)
-              - \langle \theta, y\rangle
-              = \langle \theta, p - y\rangle + \Omega_\alpha(y) - \Omega_\alpha(p),
-              \quad p = \mathrm{entmax}_\alpha(\theta),\;
-              \Omega_\alpha(q) = \frac{\sum_i q_i^\alpha - 1}{\alpha(\alpha - 1)}.
+    $$
+    L_\alpha(\theta; y) = \Omega_\alpha^*(\theta) + \Omega_\alpha(y)
+    - \langle \theta, y\rangle
+    = \langle \theta, p - y\rangle + \Omega_\alpha(y) - \Omega_\alpha(p),
+    \quad p = \mathrm{entmax}_\alpha(\theta),\;
+    \Omega_\alpha(q) = \frac{\sum_i q_i^\alpha - 1}{\alpha(\alpha - 1)}.
+    $$
 
     ``L ≥ 0``, with equality iff ``labels == entmax(logits, alpha)``; α = 2 is the
     sparsemax loss (equal to ``optax.losses.multiclass_sparsemax_loss`` with integer
@@ -555,17 +570,19 @@ def entmax_loss(
     (the cross-entropy itself for one-hot labels). Derivatives, through
     ``jax.custom_jvp``: ``∂L/∂logits = p − y`` (exactly), ``∂L/∂labels = ∇Ω(y) − θ`` and
     ``∂L/∂α = ∂_αΩ(y) − ∂_αΩ(p)`` (Danskin); second derivatives in ``logits`` and α go
-    through :func:`entmax`'s exact Jacobian.
+    through `entmax`'s exact Jacobian.
 
     Args:
       logits: [..., K] scores; any float dtype (kept). ``-inf`` entries are masks (they
         contribute 0 where the label is 0, and make the loss ``+inf`` where it is not).
       labels: [..., K] target distributions (e.g. ``jax.nn.one_hot(y, K)``), broadcasting
         to ``logits``.
-      alpha: α > 1, as for :func:`entmax` (traced and learnable allowed).
+      alpha: α > 1, as for `entmax` (traced and learnable allowed).
       axis: the event axis.
+
     Returns:
       [...] losses (the event axis removed), dtype of ``logits``.
+
     Examples:
       >>> logits = jnp.array([1.0, 2.0, 3.5])
       >>> y = jnp.array([0.0, 0.0, 1.0])
@@ -575,11 +592,12 @@ def entmax_loss(
       Array([ 0.    ,  0.0504, -0.0504], dtype=float32)
 
     References:
-      Blondel, Martins & Niculae, `Learning with Fenchel-Young Losses
-      <https://arxiv.org/abs/1901.02324>`_, JMLR 2020. Peters, Niculae & Martins,
-      `Sparse Sequence-to-Sequence Models <https://arxiv.org/abs/1905.05702>`_, 2019.
+      Blondel, Martins & Niculae, [Learning with Fenchel-Young
+      Losses](https://arxiv.org/abs/1901.02324), JMLR 2020. Peters, Niculae & Martins,
+      [Sparse Sequence-to-Sequence Models](https://arxiv.org/abs/1905.05702), 2019.
 
-    .. note:: Convex in ``logits``; exact (no sampling), cost of one :func:`entmax`.
+    Note:
+      Convex in ``logits``; exact (no sampling), cost of one `entmax`.
     """
     arr = _checks.as_float_array(logits, "logits")
     axis = _checks.check_axis(axis, arr.ndim, arg="logits")

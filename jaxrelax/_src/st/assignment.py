@@ -17,7 +17,7 @@ def assignment(scores: ArrayLike) -> jax.Array:
 
     Forward: the 0/1 matrix ``P`` maximising ``Σ_ij P_ij scores_ij`` subject to at most
     one 1 per row and column and ``min(n, m)`` ones in total (a permutation matrix
-    when square), solved exactly by :func:`optax.assignment.hungarian_algorithm`
+    when square), solved exactly by `optax.assignment.hungarian_algorithm`
     (jit-able). Backward: identity, ``∂P/∂scores = I`` (Ainsworth et al. 2023).
 
     A ``-inf`` score is a forbidden pair: it is never used when an assignment avoiding
@@ -28,8 +28,10 @@ def assignment(scores: ArrayLike) -> jax.Array:
     Args:
       scores: [n, m] score matrix (batch with ``jax.vmap``); an empty matrix gives an
         empty result.
+
     Returns:
       [n, m] assignment matrix, same dtype as ``scores``.
+
     Examples:
       >>> import jax.numpy as jnp, jaxrelax as jr
       >>> jr.st.assignment(jnp.array([[0.1, 0.9], [0.8, 0.7]]))
@@ -37,8 +39,8 @@ def assignment(scores: ArrayLike) -> jax.Array:
              [1., 0.]], dtype=float32)
 
     References:
-      Ainsworth et al., `Git Re-Basin: Merging Models modulo Permutation Symmetries
-      <https://arxiv.org/abs/2209.04836>`_, 2023.
+      Ainsworth et al., [Git Re-Basin: Merging Models modulo Permutation
+      Symmetries](https://arxiv.org/abs/2209.04836), 2023.
     """
     arr = _checks.as_float_array(scores, "scores")
     if arr.ndim != 2:

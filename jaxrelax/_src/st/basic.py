@@ -36,9 +36,11 @@ def straight_through(hard: ArrayLike, soft: ArrayLike) -> jax.Array:
     Args:
       hard: the forward value (e.g. a one-hot arg max or a rounded value).
       soft: the surrogate whose gradient is used; same shape as ``hard``.
+
     Returns:
       An array equal to ``hard``, with the dtype of ``soft``, whose gradient is that
       of ``soft``.
+
     Examples:
       >>> import jax, jax.numpy as jnp, jaxrelax as jr
       >>> jax.grad(lambda x: jr.st.straight_through(jnp.round(x), x))(0.3)
@@ -59,14 +61,16 @@ def identity(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.
     Useful for quantisers, projections and other piecewise-constant maps. ``fn`` is
     never differentiated. Its output must have the shape of ``x``.
 
-    Written with :func:`straight_through` (not a ``custom_vjp``), so it works under
+    Written with `straight_through` (not a ``custom_vjp``), so it works under
     ``jax.jvp`` too and its derivatives of every order are those of the identity map:
     Jacobian ``I``, Hessian (and every higher derivative) exactly 0.
 
     Args:
       fn: a function of one array.
+
     Returns:
       A function with the forward value of ``fn`` and an identity Jacobian.
+
     Examples:
       >>> quantise = jr.st.identity(lambda x: jnp.round(x * 4) / 4)
       >>> quantise(jnp.array([0.3, 0.6])), jax.grad(lambda x: quantise(x).sum())(jnp.ones(2))
@@ -89,7 +93,7 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
 
     ``-inf`` entries are masks: never selected, zero gradient; a fully masked row gives
     all zeros. Higher derivatives are those of ``softmax(x / T)`` (see
-    :func:`straight_through`).
+    `straight_through`).
 
     Args:
       x: [..., K] scores; ``-inf`` entries are masks. K must be >= 1 (ValueError naming
@@ -98,8 +102,10 @@ def argmax(x: ArrayLike, temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Ar
         broadcasts to ``x`` (ValueError naming both otherwise). A traced T <= 0 (or
         NaN) inside ``jit`` makes the whole output NaN.
       axis: the event axis.
+
     Returns:
       [..., K] exact one-hot vector, same dtype as ``x`` (zeros for a fully masked row).
+
     Examples:
       >>> jr.st.argmax(jnp.array([1.1, 4.0, -0.1, 2.3]))
       Array([0., 1., 0., 0.], dtype=float32)
@@ -136,8 +142,10 @@ def round(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
       x: any-shape input.
       clip: optional c > 0 for the saturated variant (a concrete c <= 0 is a
         ValueError; a traced one inside ``jit`` makes the output NaN).
+
     Returns:
       ``jnp.round(x)`` with the straight-through gradient, same dtype as ``x``.
+
     Examples:
       >>> jax.grad(lambda x: jr.st.round(x, clip=1.0).sum())(jnp.array([0.4, 2.6]))
       Array([1., 0.], dtype=float32)
@@ -156,8 +164,10 @@ def sign(x: ArrayLike, *, clip: ArrayLike | None = None) -> jax.Array:
       x: any-shape input.
       clip: optional c > 0 for the saturated variant (a concrete c <= 0 is a
         ValueError; a traced one inside ``jit`` makes the output NaN).
+
     Returns:
       ``jnp.sign(x)`` with the straight-through gradient, same dtype as ``x``.
+
     Examples:
       >>> jr.st.sign(jnp.array([-0.3, 0.0, 2.0]))
       Array([-1.,  0.,  1.], dtype=float32)
@@ -176,17 +186,20 @@ def bernoulli(key: ArrayLike, logits: ArrayLike) -> jax.Array:
     Args:
       key: a PRNG key.
       logits: any-shape logits; any float dtype (kept).
+
     Returns:
       {0, 1} sample with the shape and dtype of ``logits``.
+
     Examples:
       >>> jr.st.bernoulli(jax.random.key(0), jnp.array([-jnp.inf, jnp.inf]))
       Array([0., 1.], dtype=float32)
 
     References:
-      Bengio et al., `Estimating or Propagating Gradients Through Stochastic Neurons
-      for Conditional Computation <https://arxiv.org/abs/1308.3432>`_, 2013.
+      Bengio et al., [Estimating or Propagating Gradients Through Stochastic Neurons
+      for Conditional Computation](https://arxiv.org/abs/1308.3432), 2013.
 
-    .. note:: Biased; low variance. Use ``jr.estimators.disarm`` for an unbiased one.
+    Note:
+      Biased; low variance. Use ``jr.estimators.disarm`` for an unbiased one.
     """
     key = _checks.check_key(key)
     arr = _checks.as_float_array(logits, "logits")

@@ -34,10 +34,12 @@ def vector_quantize(
       z: [..., D] encoder outputs; an empty batch (e.g. shape (0, D)) gives an empty
         ``z_q`` and zero losses.
       codebook: [K, D] code vectors, K >= 1 and D >= 1 (ValueError naming ``codebook``).
+
     Returns:
       ``(z_q, indices, codebook_loss, commitment_loss)``: ``z_q`` [..., D] (dtype of
       ``z``), ``indices`` [...] int32, and two scalar losses (means over all elements,
       dtype of ``z``).
+
     Examples:
       >>> import jax.numpy as jnp, jaxrelax as jr
       >>> zq, idx, _, _ = jr.st.vector_quantize(jnp.array([[0.9, 0.1]]), jnp.eye(2))
@@ -45,8 +47,8 @@ def vector_quantize(
       (Array([[1., 0.]], dtype=float32), Array([0], dtype=int32))
 
     References:
-      van den Oord et al., `Neural Discrete Representation Learning
-      <https://arxiv.org/abs/1711.00937>`_, 2017.
+      van den Oord et al., [Neural Discrete Representation
+      Learning](https://arxiv.org/abs/1711.00937), 2017.
     """
     z = _checks.as_float_array(z, "z")
     codebook = _checks.as_float_array(codebook, "codebook")
