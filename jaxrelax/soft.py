@@ -1,19 +1,19 @@
 """Deterministic relaxations of discrete and non-smooth operations."""
 
-from jaxrelax._src.soft.basic import argmax as argmax
-from jaxrelax._src.soft.basic import argmax_index as argmax_index
-from jaxrelax._src.soft.basic import huber as huber
-from jaxrelax._src.soft.basic import max as max
-from jaxrelax._src.soft.basic import relu as relu
-from jaxrelax._src.soft.basic import round as round
-from jaxrelax._src.soft.basic import sign as sign
-from jaxrelax._src.soft.basic import softmax as softmax
-from jaxrelax._src.soft.basic import step as step
 from jaxrelax._src.soft.permutation_matrix import permutation_matrix as permutation_matrix
 from jaxrelax._src.soft.permutation_matrix import sort_with as sort_with
 from jaxrelax._src.soft.quantiles import median as median
 from jaxrelax._src.soft.quantiles import quantile as quantile
 from jaxrelax._src.soft.sinkhorn import sinkhorn as sinkhorn
+from jaxrelax._src.soft.smooth_elementwise import huber as huber
+from jaxrelax._src.soft.smooth_elementwise import relu as relu
+from jaxrelax._src.soft.smooth_elementwise import round as round
+from jaxrelax._src.soft.smooth_elementwise import sign as sign
+from jaxrelax._src.soft.smooth_elementwise import step as step
+from jaxrelax._src.soft.softmax import argmax as argmax
+from jaxrelax._src.soft.softmax import argmax_index as argmax_index
+from jaxrelax._src.soft.softmax import max as max
+from jaxrelax._src.soft.softmax import softmax as softmax
 from jaxrelax._src.soft.sorting import rank as rank
 from jaxrelax._src.soft.sorting import sort as sort
 from jaxrelax._src.soft.sorting import topk_mask as topk_mask

@@ -1,12 +1,12 @@
 """Straight-through operators: exact forward values with surrogate gradients."""
 
 from jaxrelax._src.st.assignment import assignment as assignment
-from jaxrelax._src.st.basic import argmax as argmax
-from jaxrelax._src.st.basic import bernoulli as bernoulli
-from jaxrelax._src.st.basic import identity as identity
-from jaxrelax._src.st.basic import round as round
-from jaxrelax._src.st.basic import sign as sign
-from jaxrelax._src.st.basic import straight_through as straight_through
+from jaxrelax._src.st.straight_through import argmax as argmax
+from jaxrelax._src.st.straight_through import bernoulli as bernoulli
+from jaxrelax._src.st.straight_through import identity as identity
+from jaxrelax._src.st.straight_through import round as round
+from jaxrelax._src.st.straight_through import sign as sign
+from jaxrelax._src.st.straight_through import straight_through as straight_through
 from jaxrelax._src.st.vq import vector_quantize as vector_quantize
 
 __all__ = [

@@ -166,7 +166,7 @@ def test_checker_flags_a_violating_import(source):
         "from ._dists import _logits",
         "from jaxrelax._src import _checks, _numerics, _random",  # the shared homes
         "from jaxrelax._src._numerics import safe_logsumexp",
-        "from jaxrelax._src.st.basic import straight_through as _straight_through",
+        "from jaxrelax._src.st.straight_through import straight_through as _straight_through",
         "from jaxrelax._src.soft import sorting",
         "import jaxrelax as jr",
         "import numpy as np\nfrom jax._src import core",  # not this package

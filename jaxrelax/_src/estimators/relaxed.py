@@ -10,7 +10,7 @@ from jax.typing import ArrayLike
 from jaxrelax._src import _numerics
 from jaxrelax._src.estimators import _core, _dists
 from jaxrelax._src.gumbel_softmax import gumbel_softmax as _gumbel_softmax
-from jaxrelax._src.st.basic import bernoulli as _st_bernoulli
+from jaxrelax._src.st.straight_through import bernoulli as _st_bernoulli
 
 __all__ = ["gumbel_softmax", "st_gumbel_softmax", "straight_through"]
 

@@ -15,10 +15,10 @@ from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks
 from jaxrelax._src.gumbel_softmax import gumbel_softmax
-from jaxrelax._src.soft.basic import softmax
-from jaxrelax._src.st.basic import argmax as st_argmax
-from jaxrelax._src.st.basic import bernoulli as st_bernoulli
-from jaxrelax._src.st.basic import straight_through
+from jaxrelax._src.soft.softmax import softmax
+from jaxrelax._src.st.straight_through import argmax as st_argmax
+from jaxrelax._src.st.straight_through import bernoulli as st_bernoulli
+from jaxrelax._src.st.straight_through import straight_through
 from jaxrelax._src.st.vq import vector_quantize
 
 __all__ = ["GumbelSoftmax", "StochasticBinary", "VectorQuantizer"]

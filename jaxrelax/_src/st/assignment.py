@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics
-from jaxrelax._src.st.basic import straight_through
+from jaxrelax._src.st.straight_through import straight_through
 
 __all__ = ["assignment"]
 
