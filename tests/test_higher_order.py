@@ -265,3 +265,15 @@ def test_second_derivative(f, x, ref):
     np.testing.assert_allclose(h, expected, rtol=2e-2, atol=2.5e-2 if ref == "fd~" else 2e-3)
     if fd:  # guard against a trivially zero Hessian matching a zero FD
         assert np.abs(expected).max() > 1e-3
+
+
+def test_estimator_cases_agree_with_their_records():
+    # Each estimator case above expects what its record (jr.estimators.INFO) states:
+    # NotImplementedError exactly when `higher_order == "raises"` (iwae's record is its
+    # default gradient, "dreg"; its "reparam" option is ordinary autodiff).
+    for name, _, _, ref in CASES:
+        if not name.startswith("estimators.") or name == "estimators.iwae reparam":
+            continue
+        info = jr.estimators.INFO[name.removeprefix("estimators.").split()[0]]
+        raises = isinstance(ref, type) and issubclass(ref, NotImplementedError)
+        assert raises == (info.higher_order == "raises"), (name, info.higher_order)

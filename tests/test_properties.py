@@ -824,3 +824,10 @@ def test_rebar_traced_temperature(key, t):
 
     g = grad(jnp.array([0.3, -0.5, 1.0]), key, jnp.float32(t))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_every_estimator_record_has_a_property_case():
+    # A new estimator is one file plus its record (jr.estimators.INFO); this makes the
+    # property suite above fail until the record's estimator has a case here too.
+    missing = sorted(set(jr.estimators.INFO) - set(ESTIMATORS))
+    assert not missing, f"add these estimators to ESTIMATORS: {missing}"
