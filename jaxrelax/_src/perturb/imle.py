@@ -72,8 +72,10 @@ def imle(
     ``fn = top-k``). Backward, for an upstream gradient ``u = ∂L/∂z``: the target
     parameters are ``θ' = θ − λ u`` (perturb-and-MAP target distribution) and
 
-    .. math:: \widehat{\nabla_\theta L} = \frac{1}{S}\sum_{s=1}^{S}
-              \frac{\mathrm{fn}(\theta + \epsilon_s) - \mathrm{fn}(\theta' + \epsilon_s)}{\lambda},
+    $$
+    \widehat{\nabla_\theta L} = \frac{1}{S}\sum_{s=1}^{S}
+    \frac{\mathrm{fn}(\theta + \epsilon_s) - \mathrm{fn}(\theta' + \epsilon_s)}{\lambda},
+    $$
 
     with the same noise ``ε_s`` in both terms. ``fn`` is never differentiated; it must map
     ``θ`` to a state of the same shape (e.g. a k-hot mask, a one-hot arg max, a
@@ -96,8 +98,10 @@ def imle(
       noise: ``"sum_of_gamma"`` or ``"gumbel"``.
       k: the ``k`` of the sum-of-gamma noise (the subset size of a top-k ``fn``).
       num_gamma_terms: ``s``, the number of Gamma terms in the sum-of-gamma noise.
+
     Returns:
       ``g(key, theta) -> z``, same shape and dtype as ``theta``; jit- and vmap-able.
+
     Examples:
       >>> topk = lambda t: jnp.zeros_like(t).at[jax.lax.top_k(t, 2)[1]].set(1.0)
       >>> g = jr.perturb.imle(topk, k=2, temperature=0.1)
@@ -109,10 +113,11 @@ def imle(
       Array([-0.1,  0. ,  0. ,  0.1], dtype=float32)
 
     References:
-      Niepert, Minervini & Franceschi, `Implicit MLE: Backpropagating Through Discrete
-      Exponential Family Distributions <https://arxiv.org/abs/2106.01798>`_, 2021.
+      Niepert, Minervini & Franceschi, [Implicit MLE: Backpropagating Through Discrete
+      Exponential Family Distributions](https://arxiv.org/abs/2106.01798), 2021.
 
-    .. note:: Biased: it differentiates a smoothed surrogate of the expected loss. The
+    Note:
+      Biased: it differentiates a smoothed surrogate of the expected loss. The
       estimate is zero when ``λ u`` does not change the MAP state; increase ``lambda_``
       (or ``num_samples``) if most gradients vanish. Reverse mode and first order only:
       the backward rule is not linear in ``u``, so ``jax.jvp`` raises JAX's

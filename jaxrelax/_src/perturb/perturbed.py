@@ -50,15 +50,19 @@ def perturbed(
 
     Returns ``g(key, x)``, the Monte Carlo estimate with ``num_samples`` draws of
 
-    .. math:: y_\sigma(x) = \mathbb{E}_Z\big[\mathrm{fn}(x + \sigma Z)\big],
+    $$
+    y_\sigma(x) = \mathbb{E}_Z\big[\mathrm{fn}(x + \sigma Z)\big],
+    $$
 
     with ``Z`` standard Gumbel or normal noise of the shape of ``x``. Its derivatives of
     every order are the score-function (Stein) estimates of those of ``y_σ``: with
     ``U = x + σZ`` of density ``p_x(u) ∝ exp(−ν((u − x) / σ))``, ``ν = −log(density of
     Z)``, the ``k``-th derivative is
 
-    .. math:: \partial_x^k y_\sigma(x) = \mathbb{E}_U\big[(\mathrm{fn}(U) - b)\,
-              \partial_x^k p_x(U) / p_x(U)\big],
+    $$
+    \partial_x^k y_\sigma(x) = \mathbb{E}_U\big[(\mathrm{fn}(U) - b)\,
+    \partial_x^k p_x(U) / p_x(U)\big],
+    $$
 
     computed by ``jax`` from the "magic box" ``exp(log p_x(U) − stop_gradient(log p_x(U)))``
     (Foerster et al. 2018). At first order this is the Jacobian of Berthet et al. (2020,
@@ -86,11 +90,13 @@ def perturbed(
       control_variate: subtract ``fn(x)`` in the derivative estimates (one more call of
         ``fn``). It reduces the variance when most perturbed solutions equal ``fn(x)``
         (small σ, the usual regime); for large σ it can increase it.
+
     Returns:
       ``g(key, x) -> y``: value ``mean_s fn(x + σ Z_s)``, same dtype as ``x``,
       differentiable to any order in ``x`` with ``jax.grad``/``jax.jvp``/
       ``jax.hessian``; jit- and vmap-able (vmap it over a batch of ``x`` when ``fn``
       solves one problem at a time).
+
     Examples:
       >>> argmax = lambda x: jax.nn.one_hot(jnp.argmax(x), x.shape[-1])
       >>> g = jr.perturb.perturbed(argmax, num_samples=10_000, sigma=1.0)
@@ -103,13 +109,14 @@ def perturbed(
       True
 
     References:
-      Berthet et al., `Learning with Differentiable Perturbed Optimizers
-      <https://arxiv.org/abs/2002.08676>`_, 2020.
+      Berthet et al., [Learning with Differentiable Perturbed
+      Optimizers](https://arxiv.org/abs/2002.08676), 2020.
 
-      Foerster et al., `DiCE: The Infinitely Differentiable Monte Carlo Estimator
-      <https://arxiv.org/abs/1802.05098>`_, 2018.
+      Foerster et al., [DiCE: The Infinitely Differentiable Monte Carlo
+      Estimator](https://arxiv.org/abs/1802.05098), 2018.
 
-    .. note:: The value and every derivative are unbiased Monte Carlo estimates of the
+    Note:
+      The value and every derivative are unbiased Monte Carlo estimates of the
       smoothed solver and its derivatives; their variance falls like ``1 / num_samples``,
       and that of the ``k``-th derivative grows like ``1 / σ^{2k}`` as σ → 0.
     """
