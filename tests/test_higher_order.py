@@ -246,6 +246,27 @@ CASES = [
         X4,
         NotImplementedError,
     ),
+    (
+        "perturb.fenchel_young_loss",
+        lambda x: jr.perturb.fenchel_young_loss(
+            lambda t: jax.nn.one_hot(jnp.argmax(t), 4), num_samples=8
+        )(KEY, x, jax.nn.one_hot(2, 4)),
+        X4,
+        NotImplementedError,
+    ),
+    (
+        "perturb.blackbox",
+        lambda x: jnp.sum(W4 * jr.perturb.blackbox(lambda t: jax.nn.one_hot(jnp.argmin(t), 4))(x)),
+        X4,
+        NotImplementedError,
+    ),
+    # SPO+ is piecewise linear in c_hat: its exact second derivative is 0.
+    (
+        "perturb.spo_plus_loss",
+        lambda x: jr.perturb.spo_plus_loss(lambda c: jax.nn.one_hot(jnp.argmin(c), 4))(x, W4),
+        X4,
+        "zero",
+    ),
 ]
 
 

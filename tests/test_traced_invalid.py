@@ -175,6 +175,20 @@ ROWS = [
         ),
         POSITIVE,
     ),
+    (
+        "perturb.fenchel_young_loss sigma",
+        lambda x, s: jr.perturb.fenchel_young_loss(
+            lambda z: jax.nn.one_hot(jnp.argmax(z, -1), 4), sigma=s
+        )(KEY, x, jnp.zeros_like(x)),
+        POSITIVE,
+    ),
+    (
+        "perturb.blackbox lam",
+        lambda x, lam: jr.perturb.blackbox(lambda z: jax.nn.one_hot(jnp.argmin(z, -1), 4), lam=lam)(
+            x
+        ),
+        POSITIVE,
+    ),
 ]
 
 
@@ -331,6 +345,8 @@ ERRORS = [
     ),
     (lambda: jr.perturb.perturbed(jnp.sort, sigma=0.0), "sigma"),
     (lambda: jr.perturb.imle(jnp.sort, temperature=jnp.nan), "temperature"),
+    (lambda: jr.perturb.blackbox(jnp.sort, lam=0.0), "lam"),
+    (lambda: jr.perturb.fenchel_young_loss(jnp.sort, sigma=-1.0), "sigma"),
 ]
 
 
