@@ -32,6 +32,7 @@ __all__ = [
     "check_positive",
     "check_square",
     "check_temperature",
+    "check_where",
     "concrete_value",
     "compute_dtype",
     "poison",
@@ -199,6 +200,32 @@ def check_square(arr: jax.Array, name: str) -> None:
         )
 
 
+def check_where(where: Any, shape: tuple[int, ...], target: str = "x") -> jax.Array | None:
+    """``where`` as a boolean array with exactly ``shape``, or None when it is None.
+
+    The mask of the valid entries of a variable-length list (``True`` = valid), as
+    ``jax.nn.softmax`` and Rax take it. It must have the shape of its input exactly (no
+    broadcasting: a mask that broadcast would silently pad every row the same way).
+
+    Raises:
+      TypeError: naming ``where`` if it is not a boolean array.
+      ValueError: naming ``where``, ``target`` and both shapes if the shapes differ.
+    """
+    if where is None:
+        return None
+    try:
+        arr = jnp.asarray(where)
+    except TypeError as e:
+        raise TypeError(f"`where` must be a boolean array: {e}") from None
+    if arr.dtype != jnp.bool_:
+        raise TypeError(f"`where` must be a boolean mask (dtype bool), got dtype {arr.dtype}.")
+    if arr.shape != tuple(shape):
+        raise ValueError(
+            f"`where` with shape {arr.shape} must have the shape of `{target}` {tuple(shape)}."
+        )
+    return arr
+
+
 def check_event_nonempty(shape: tuple[int, ...], axis: int, name: str) -> None:
     """Raises ValueError naming ``name`` if its event axis ``axis`` (normalised) has size 0.
 
@@ -241,7 +268,7 @@ def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
 
 def traced_valid(value: Any, *, allow_zero: bool = False) -> jax.Array | None:
     """For a traced ``value``: a traced scalar *validity factor*, 1 when all entries are
-    > 0 (>= 0 with ``allow_zero``) and not NaN, NaN otherwise, for :func:`poison`. For a
+    > 0 (>= 0 with ``allow_zero``) and not NaN, NaN otherwise, for `poison`. For a
     concrete value: None (``check_positive`` has already validated it at trace time).
 
     The factor is tied to ``value`` for autodiff: its derivative in ``value`` is 0 when
@@ -266,7 +293,7 @@ def poison(out: Any, *valid: jax.Array | None) -> Any:
     The rule for traced invalid arguments (a temperature, scale, regularization strength
     or sigma <= 0 inside ``jit``): the whole output is NaN, and so is every gradient
     through it (the output is multiplied by a factor that is 1 or NaN). A flag is a
-    traced bool (valid or not) or a factor from :func:`traced_valid` (1 or NaN, with a
+    traced bool (valid or not) or a factor from `traced_valid` (1 or NaN, with a
     NaN derivative in its parameter when invalid). Flags that are None (concrete
     arguments, already checked at trace time) are ignored; with no traced flag ``out``
     is returned unchanged, at no cost.
@@ -308,7 +335,7 @@ def check_param(
     """Checks a positive parameter (a temperature, ``delta``, ``clip``) against ``target``.
 
     Concrete values: ValueError (``<= 0``, NaN, or a shape that does not broadcast to
-    ``shape``). Returns the traced validity flag for :func:`poison` (None when the value
+    ``shape``). Returns the traced validity flag for `poison` (None when the value
     is concrete). A valid Python number is accepted at once (no per-call overhead on the
     hot path).
     """
