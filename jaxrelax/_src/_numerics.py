@@ -1,23 +1,23 @@
 """Shared numerics: the one home of the stable kernels and autodiff idioms every
 subpackage uses.
 
-* :func:`sg` — ``jax.lax.stop_gradient`` under one name; :func:`straight_through` —
-  forward ``hard``, derivatives of ``soft``, bit-exact; :func:`magic_box_minus_one` —
-  the DiCE magic box; :func:`first_order_only` / :func:`no_derivative` — a second
+* `sg` — ``jax.lax.stop_gradient`` under one name; `straight_through` —
+  forward ``hard``, derivatives of ``soft``, bit-exact; `magic_box_minus_one` —
+  the DiCE magic box; `first_order_only` / `no_derivative` — a second
   derivative (or any derivative) raises ``NotImplementedError`` with the caller's message;
 
-* :func:`finite_max` — the "subtract the finite maximum" shift (stop-gradient'ed; 0 for a
+* `finite_max` — the "subtract the finite maximum" shift (stop-gradient'ed; 0 for a
   row of only ``-inf``), which keeps huge logits and tiny temperatures finite;
-* :func:`scale_and_shift` — ``x / T`` shifted by its finite maximum along an axis: the
+* `scale_and_shift` — ``x / T`` shifted by its finite maximum along an axis: the
   one place every shift-invariant map (softmax, Sinkhorn, successive softmax) divides by
   its temperature, exact for any ``T`` that broadcasts to ``x``;
-* :func:`softmax` / :func:`masked_log_softmax` / :func:`safe_logsumexp` — masked
+* `softmax` / `masked_log_softmax` / `safe_logsumexp` — masked
   (``-inf`` = probability 0) softmax, log-softmax and log-sum-exp with no NaN in values or
-  gradients, also for a fully masked row; :func:`log_add`, the elementwise pair version;
-* :func:`one_hot_argmax` — exact one-hot arg max that never selects a masked entry;
-* :func:`hungarian` — the exact linear assignment (``optax.assignment``) with ``-inf``
+  gradients, also for a fully masked row; `log_add`, the elementwise pair version;
+* `one_hot_argmax` — exact one-hot arg max that never selects a masked entry;
+* `hungarian` — the exact linear assignment (``optax.assignment``) with ``-inf``
   scores as forbidden pairs, for ``jr.st.assignment`` and hard Gumbel-Sinkhorn;
-* :func:`sort` / :func:`argsort` — ``jnp.sort`` / stable ``jnp.argsort`` (same order, bits
+* `sort` / `argsort` — ``jnp.sort`` / stable ``jnp.argsort`` (same order, bits
   and gradient), on CPU as one sort of order-preserving integer keys (~5x faster).
 
 Functions here do no input checking (that is ``_checks.py``); they take arrays already in
@@ -389,8 +389,10 @@ def argsort(
       axis: the axis to sort along.
       descending: largest first.
       stable: ``False`` allows an unstable sort where it is faster (not on CPU).
+
     Returns:
       ``int32`` indices with the shape of ``x``.
+
     Examples:
       >>> argsort(jnp.array([2.0, jnp.nan, -0.0, 1.0, 0.0]))
       Array([2, 4, 3, 0, 1], dtype=int32)
@@ -416,13 +418,13 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
     """``x`` sorted along ``axis``: ``jnp.sort(x, axis, descending=descending)``, the same
     bits and the same gradient, several times faster on CPU.
 
-    Order as :func:`argsort` (NaNs last, first when ``descending``); every entry keeps its
+    Order as `argsort` (NaNs last, first when ``descending``); every entry keeps its
     bits (``-0.0`` and NaN payloads included), tied entries in index order (in reverse
     index order when ``descending``: ``jnp.sort`` reverses the ascending sort, where
     ``jnp.argsort`` keeps ties in index order). The gradient is ``jnp.sort``'s: the
     cotangent scattered back through the sorting permutation.
 
-    On CPU: floats are gathered by :func:`argsort` (a stop-gradient'ed permutation);
+    On CPU: floats are gathered by `argsort` (a stop-gradient'ed permutation);
     integer and bool keys are sorted as one order-preserving unsigned operand and mapped
     back. Elsewhere ``jnp.sort``.
 
@@ -430,8 +432,10 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
       x: [..., n, ...] values.
       axis: the axis to sort along.
       descending: largest first.
+
     Returns:
       The sorted values, shape and dtype of ``x``.
+
     Examples:
       >>> sort(jnp.array([2.0, jnp.nan, -jnp.inf, 1.0]))
       Array([-inf,   1.,   2.,  nan], dtype=float32)

@@ -84,8 +84,10 @@ def _subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
 
     ``P(S)`` sums the Plackett–Luce probabilities of the ``|S|!`` orderings of ``S``:
 
-    .. math:: P(S) = \sum_{\sigma} \prod_{j} \frac{w_{\sigma_j}}
-              {Z - \sum_{l < j} w_{\sigma_l}}, \qquad w = \exp(\mathrm{logits}),
+    $$
+    P(S) = \sum_{\sigma} \prod_{j} \frac{w_{\sigma_j}}
+    {Z - \sum_{l < j} w_{\sigma_l}}, \qquad w = \exp(\mathrm{logits}),
+    $$
 
     whose denominators depend only on the *set* already drawn, so
     ``f(T) = Σ_{i ∈ T} f(T \ i) w_i / (Z − w(T \ i))`` over the ``2^k`` subsets ``T`` of
@@ -180,8 +182,10 @@ def _gumbel_topk_family(k: int) -> Family:
 def gumbel_topk(logits: ArrayLike, k: int) -> Reparam:
     r"""Exact k-subset without replacement (Gumbel-top-k), as a k-hot mask.
 
-    .. math:: g_i \sim \mathrm{Gumbel}(0, 1), \qquad
-              x = \mathrm{k\_hot}\bigl(\mathrm{top}_k(\mathrm{logits} + g)\bigr)
+    $$
+    g_i \sim \mathrm{Gumbel}(0, 1), \qquad
+    x = \mathrm{k\_hot}\bigl(\mathrm{top}_k(\mathrm{logits} + g)\bigr)
+    $$
 
     The indices of the ``k`` largest perturbed logits are an exact sample of ``k``
     draws without replacement from ``Categorical(softmax(logits))`` (the first ``k``
@@ -201,9 +205,11 @@ def gumbel_topk(logits: ArrayLike, k: int) -> Reparam:
       logits: [..., n] unnormalised log-probabilities (the event axis is last); any
         float dtype (kept).
       k: subset size, a static int with ``1 ≤ k ≤ n``.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1``: Gumbel noise of ``logits``' shape, and
+      A `Reparam` with ``event_ndim = 1``: Gumbel noise of ``logits``' shape, and
       samples that are [..., n] k-hot masks in ``logits``' dtype.
+
     Examples:
       >>> d = jr.reparam.gumbel_topk(jnp.array([0.1, 2.0, -1.0, 1.5]), 2)
       >>> m = d.sample(jax.random.key(0))
@@ -214,15 +220,16 @@ def gumbel_topk(logits: ArrayLike, k: int) -> Reparam:
       >>> round(float(jnp.exp(d.log_prob(jnp.array([1.0, 1.0, 0.0])))), 4)
       0.5143
 
-    .. note:: ``transform`` is **not differentiable** (piecewise constant, zero
-      gradient); see :func:`relaxed_topk`.
+    Note:
+      ``transform`` is **not differentiable** (piecewise constant, zero
+      gradient); see `relaxed_topk`.
 
     References:
-      Kool, van Hoof & Welling, `Stochastic Beams and Where to Find Them: The
-      Gumbel-Top-k Trick for Sampling Sequences Without Replacement
-      <https://arxiv.org/abs/1903.06059>`_, 2019. Kool, van Hoof & Welling, `Estimating
-      Gradients for Discrete Random Variables by Sampling without Replacement
-      <https://arxiv.org/abs/2002.06043>`_, 2020.
+      Kool, van Hoof & Welling, [Stochastic Beams and Where to Find Them: The
+      Gumbel-Top-k Trick for Sampling Sequences Without
+      Replacement](https://arxiv.org/abs/1903.06059), 2019. Kool, van Hoof & Welling, [Estimating
+      Gradients for Discrete Random Variables by Sampling without
+      Replacement](https://arxiv.org/abs/2002.06043), 2020.
     """
     arr, k = _check_logits_and_k(logits, k)
     params, _ = float_params(arr.dtype, logits=arr)
@@ -304,12 +311,14 @@ def relaxed_topk(
     With Gumbel-perturbed keys ``α¹ = logits + g``, ``g_i ~ Gumbel(0, 1)``, for
     ``j = 1..k``:
 
-    .. math:: p^j = \mathrm{softmax}(\alpha^j / T), \qquad
-              \alpha^{j+1} = \alpha^j + \log(1 - p^j),
+    $$
+    p^j = \mathrm{softmax}(\alpha^j / T), \qquad
+    \alpha^{j+1} = \alpha^j + \log(1 - p^j),
+    $$
 
     and the sample is ``Σ_j p^j`` (non-negative entries summing to ``k``; at high
     temperatures an entry can exceed 1, as in the paper's algorithm). As T → 0 it tends
-    to the exact Gumbel-top-k mask of the same noise (:func:`gumbel_topk`). With
+    to the exact Gumbel-top-k mask of the same noise (`gumbel_topk`). With
     ``hard=True`` the forward value is that exact k-hot mask and the backward pass is
     the gradient of the relaxation (straight-through). ``k = 1`` is the Concrete
     (Gumbel-softmax) sample.
@@ -319,7 +328,7 @@ def relaxed_topk(
     while the exact mask (``hard=True``) has one 1 per finite entry.
 
     ``log_prob`` raises ``NotImplementedError`` for the relaxed sample (its density has
-    no closed form); with ``hard=True`` it is :func:`gumbel_topk`'s exact log-probability.
+    no closed form); with ``hard=True`` it is `gumbel_topk`'s exact log-probability.
 
     Args:
       logits: [..., n] unnormalised log-probabilities (the event axis is last); any
@@ -330,9 +339,11 @@ def relaxed_topk(
         temperature is one per distribution). Concrete values ``<= 0`` raise; a traced
         invalid value makes the parameters, so every sample and gradient, NaN.
       hard: exact k-hot forward value with the relaxed gradient.
+
     Returns:
-      A :class:`Reparam` with ``event_ndim = 1``: Gumbel noise of ``logits``' shape, and
+      A `Reparam` with ``event_ndim = 1``: Gumbel noise of ``logits``' shape, and
       [..., n] samples in ``logits``' dtype.
+
     Examples:
       >>> logits = jnp.array([0.1, 2.0, -1.0, 1.5])
       >>> d = jr.reparam.relaxed_topk(logits, 2, temperature=0.5)
@@ -344,10 +355,11 @@ def relaxed_topk(
       True
 
     References:
-      Xie & Ermon, `Reparameterizable Subset Sampling via Continuous Relaxations
-      <https://arxiv.org/abs/1901.10517>`_, 2019.
+      Xie & Ermon, [Reparameterizable Subset Sampling via Continuous
+      Relaxations](https://arxiv.org/abs/1901.10517), 2019.
 
-    .. note:: Biased as a gradient estimator of ``E[f(k-hot)]``, like Gumbel-softmax.
+    Note:
+      Biased as a gradient estimator of ``E[f(k-hot)]``, like Gumbel-softmax.
     """
     _checks.check_temperature(temperature)
     arr, k = _check_logits_and_k(logits, k)
