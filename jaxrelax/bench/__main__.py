@@ -1,15 +1,20 @@
 """Command line of the benchmark: ``python -m jaxrelax.bench --help``.
 
-Examples::
+Usage:
 
-    python -m jaxrelax.bench --quick                       # every suite, small settings
-    python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5   # soft sort/rank by size
-    python -m jaxrelax.bench --peers --only peers --quick  # beside torch, entmax, OTT-JAX
+```bash
+python -m jaxrelax.bench --quick                       # every suite, small settings
+python -m jaxrelax.bench --only ops --sort-sizes 1e3 1e4 1e5   # soft sort/rank by size
+python -m jaxrelax.bench --peers --only peers --quick  # beside torch, entmax, OTT-JAX
+python -m jaxrelax.bench --only solvers --full         # every degree and method, longer
+python -m jaxrelax.bench --peers --only sorting        # beside diffsort (PyTorch)
+```
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="smaller settings (same outputs), under a minute on 2 CPU cores",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="larger settings where a suite has them (solvers: degrees 1, 2, 4, 6, "
+        "20 epochs, 5 runs; sorting: n = 3, 5, 7, 9, 15, every method, 4000 steps)",
     )
     p.add_argument(
         "--only",
@@ -67,6 +78,24 @@ def _size(text: str) -> int:
     return int(value)
 
 
+def _suite_overrides(names: Sequence[str], *, full: bool, peers: bool) -> dict:
+    """Per-suite config fields for ``--full`` (a config's ``full()``) and ``--peers`` (a
+    config's ``peers`` field, e.g. the solvers suite's PyEPO runs)."""
+    from jaxrelax.bench._runner import _CONFIGS
+
+    out = {}
+    for name in names:
+        cls, fields = _CONFIGS[name], {}
+        if full and hasattr(cls, "full"):
+            cfg = cls.full()
+            fields.update({f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)})
+        if peers and "peers" in {f.name for f in dataclasses.fields(cls)}:
+            fields["peers"] = True
+        if fields:
+            out[name] = fields
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from jaxrelax.bench._runner import EXTRA_SUITES, SUITES, run_bench
 
@@ -78,15 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [n for n in only if n not in names]
         if bad:
             parser().error(f"--only: unknown suite(s) {bad}; choose from {names}")
+    if args.full and args.quick:
+        parser().error("--full and --quick exclude each other")
+    selected = list(SUITES) if only is None else list(only)
     if args.peers:
         only = list(SUITES) if only is None else only
         if "peers" not in only:
             only.append("peers")
-    overrides = {}
+    overrides = _suite_overrides(selected, full=args.full, peers=args.peers)
     if args.sort_sizes:
         if only is not None and "ops" not in only:
             parser().error("--sort-sizes: the ops suite is not selected (add --only ops)")
-        overrides["ops"] = {"sort_sizes": tuple(args.sort_sizes)}
+        overrides["ops"] = {**overrides.get("ops", {}), "sort_sizes": tuple(args.sort_sizes)}
     run_bench(
         out_dir=args.out,
         quick=args.quick,

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 import jaxrelax as jr
-from jaxrelax.bench import _report, cat_vae, ops, peers, toy, vae
+from jaxrelax.bench import _report, cat_vae, ops, peers, solvers, sorting, toy, vae
 
 __all__ = ["EXTRA_SUITES", "SCHEMA", "SUITES", "run_bench"]
 
@@ -23,7 +23,14 @@ SCHEMA = "jaxrelax.bench/1"
 
 #: Suite name -> module with ``Config`` (``.quick()``), ``num_tasks``, ``run``, ``tables``,
 #: ``plot``.
-SUITES = {"toy": toy, "vae": vae, "cat_vae": cat_vae, "ops": ops}
+SUITES = {
+    "toy": toy,
+    "vae": vae,
+    "cat_vae": cat_vae,
+    "ops": ops,
+    "solvers": solvers,
+    "sorting": sorting,
+}
 
 #: Suites run only when named (``--only peers``, or ``--peers`` beside the default ones):
 #: not part of the default run.
@@ -34,6 +41,8 @@ _CONFIGS = {
     "vae": vae.VAEConfig,
     "cat_vae": cat_vae.CatVAEConfig,
     "ops": ops.OpsConfig,
+    "solvers": solvers.SolversConfig,
+    "sorting": sorting.SortingConfig,
     "peers": peers.PeersConfig,
 }
 
@@ -83,6 +92,7 @@ def run_bench(
       overrides: per-suite field values replacing those of the chosen configuration,
         e.g. ``{"ops": {"sort_sizes": (1000, 10000)}}`` (the command line's options).
       echo: print the tables to stdout.
+
     Returns:
       The record written to ``results.json``.
     """
@@ -130,9 +140,10 @@ def run_bench(
     record["meta"]["load_average_end"] = (
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )
+    settings = "quick" if quick else "full" if argv and "--full" in argv else "default"
     footer = (
         f"jaxrelax {jr.__version__}, jax {jax.__version__}, {record['meta']['backend']} "
-        f"({record['meta']['cpu_count']} cores), {'quick' if quick else 'default'} settings, "
+        f"({record['meta']['cpu_count']} cores), {settings} settings, "
         f"seed {seed}: {record['seconds']['total']:.1f} s. Results in {out_dir}/"
     )
     texts.append(footer)

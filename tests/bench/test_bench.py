@@ -13,7 +13,7 @@ import pytest
 
 import jaxrelax as jr
 from jaxrelax.bench import __main__ as cli
-from jaxrelax.bench import _estimators, _report, cat_vae, ops, toy, vae
+from jaxrelax.bench import _estimators, _report, cat_vae, ops, solvers, sorting, toy, vae
 from jaxrelax.bench._runner import SCHEMA, SUITES, run_bench
 
 # Tiny settings: every suite and the whole output path run, in seconds rather than the
@@ -59,6 +59,14 @@ TINY = {
         argsort_max_n=32,
         argsort_rounds=1,
     ),
+    "solvers": dataclasses.replace(
+        solvers.SolversConfig.quick(),
+        methods=("two_stage", "spo+"),
+        epochs=1,
+        num_train=64,
+        num_test=64,
+    ),
+    "sorting": dataclasses.replace(sorting.SortingConfig.quick(), steps=20, num_test=50),
 }
 
 
@@ -79,6 +87,8 @@ def test_outputs_exist(tiny_run):
         "vae_elbo.png",
         "cat_vae_elbo.png",
         "ops_ratios.png",
+        "solvers_regret.png",
+        "sorting_accuracy.png",
     }
     for name in record["plots"]:
         with open(os.path.join(out, name), "rb") as fh:
@@ -511,5 +521,12 @@ def test_quick_command_end_to_end(tmp_path):
     assert record["schema"] == SCHEMA and record["meta"]["quick"] is True
     assert set(record["suites"]) == set(SUITES)
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["cat_vae_elbo.png", "ops_ratios.png", "toy_training.png", "vae_elbo.png"], pngs
+    assert pngs == [
+        "cat_vae_elbo.png",
+        "ops_ratios.png",
+        "solvers_regret.png",
+        "sorting_accuracy.png",
+        "toy_training.png",
+        "vae_elbo.png",
+    ], pngs
     assert all((out / p).stat().st_size > 1000 for p in pngs)
