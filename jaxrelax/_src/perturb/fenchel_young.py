@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxrelax._src import _checks, _numerics
-from jaxrelax._src.perturb.perturbed import _NOISES, Noise, _check_noise, _noise
+from jaxrelax._src.perturb.perturbed import Noise, _check_perturbation, _noise
 
 __all__ = ["fenchel_young_loss"]
 
@@ -127,13 +126,7 @@ def fenchel_young_loss(
       derivative of `∇_theta` in `y` (`−I`) is exact. Use `jr.perturb.perturbed` for the
       derivatives of the smoothed solution itself.
     """
-    num_samples = _checks.check_int(num_samples, "num_samples")
-    _checks.check_positive(sigma, "sigma")
-    _check_noise(noise, _NOISES)
-    if not callable(fn):
-        raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
-    sigma_shape = tuple(np.shape(sigma))
-    sigma_valid = _checks.traced_valid(sigma)  # None for a concrete σ (checked above)
+    num_samples, sigma_shape, sigma_valid = _check_perturbation(fn, num_samples, sigma, noise)
 
     def solve(theta: jax.Array) -> jax.Array:
         return jnp.asarray(fn(_numerics.sg(theta))).astype(theta.dtype)

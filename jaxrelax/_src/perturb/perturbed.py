@@ -38,6 +38,18 @@ def _check_noise(noise: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"`noise` must be one of {allowed}, got {noise!r}.")
 
 
+def _check_perturbation(fn, num_samples, sigma, noise):
+    """The checks shared by the perturbed solvers: returns ``num_samples`` (an int), the
+    shape of ``sigma`` and its traced-validity factor (None for a concrete σ, refused
+    here if ``<= 0``)."""
+    num_samples = _checks.check_int(num_samples, "num_samples")
+    _checks.check_positive(sigma, "sigma")
+    _check_noise(noise, _NOISES)
+    if not callable(fn):
+        raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
+    return num_samples, tuple(np.shape(sigma)), _checks.traced_valid(sigma)
+
+
 def perturbed(
     fn: Callable[[jax.Array], ArrayLike],
     *,
@@ -120,13 +132,7 @@ def perturbed(
       smoothed solver and its derivatives; their variance falls like ``1 / num_samples``,
       and that of the ``k``-th derivative grows like ``1 / σ^{2k}`` as σ → 0.
     """
-    num_samples = _checks.check_int(num_samples, "num_samples")
-    _checks.check_positive(sigma, "sigma")
-    _check_noise(noise, _NOISES)
-    if not callable(fn):
-        raise TypeError(f"`fn` must be callable, got {type(fn).__name__}.")
-    sigma_shape = tuple(np.shape(sigma))
-    sigma_valid = _checks.traced_valid(sigma)  # None for a concrete σ (checked above)
+    num_samples, sigma_shape, sigma_valid = _check_perturbation(fn, num_samples, sigma, noise)
 
     def solve(x: jax.Array) -> jax.Array:
         return jnp.asarray(fn(_numerics.sg(x))).astype(x.dtype)
