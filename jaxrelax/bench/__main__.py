@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         action="store_true",
-        help="add the peers suite: jaxrelax beside PyTorch, entmax and OTT-JAX, for those "
+        help="add the peers suite (jaxrelax beside PyTorch, entmax and OTT-JAX) and the "
+        "solvers and sorting suites' side-by-side runs of PyEPO and diffsort, for those "
         "installed (pip install -e '.[peers]'); with --only, beside the suites named",
     )
     p.add_argument(

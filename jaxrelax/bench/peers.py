@@ -1,48 +1,55 @@
-"""``peers`` suite: jaxrelax beside the libraries that compute the same operators.
+"""`peers` suite: jaxrelax beside the libraries that compute the same operators.
 
-Run only when asked: ``python -m jaxrelax.bench --peers`` (the default suites, then this
-one) or ``python -m jaxrelax.bench --only peers``. Every peer whose package imports gets
-its rows; the suite's first table says which peers were found and how to install the
-missing ones (the optional extra ``pip install -e '.[peers]'``, never a dependency).
+Run only when asked: `python -m jaxrelax.bench --peers` (the default suites, then this
+one) or `python -m jaxrelax.bench --only peers`. Every peer whose package imports gets
+its rows; the suite's first table says which peers were found, which suite's tables hold
+each one's rows, and how to install the missing ones (the optional extra
+`pip install -e '.[peers]'`, which installs every peer of `PEERS`, never a dependency).
 
-==========================  =============================================  ==============
-peer                        rows (jaxrelax op / peer op)                   agreement
-==========================  =============================================  ==============
-PyTorch (``torch``)         ``jr.gumbel_softmax(hard=True)`` /             random: both
-                            ``F.gumbel_softmax(hard=True)``, 4096×1024     one-hot?
-entmax (PyTorch)            ``jr.soft.sparsemax`` / ``sparsemax``,         outputs and
-                            ``jr.soft.entmax15`` / ``entmax15``,           gradients
-                            ``jr.soft.entmax(x, 1.3)`` /
-                            ``entmax_bisect(alpha=1.3)``, 256×1024
-OTT-JAX (``ott-jax``)       ``jr.soft.sort`` / ``rank`` / ``quantile`` vs  n/a: another
-                            ``soft_sort.sort`` / ``ranks`` / ``quantile``  relaxation
-                            at n = 100, 1000 (and 4000 by default)
-OTT-JAX                     ``jr.soft.sinkhorn(-C, 0.05, a=a, b=b,         plans and
-                            tol=1e-5)`` / ``Sinkhorn(threshold=1e-5)`` on  gradients
-                            ``Geometry(cost_matrix=C, epsilon=0.05)``,
-                            n = 128, 512
-==========================  =============================================  ==============
+| peer (pip) | suite | rows: jaxrelax / peer | agreement |
+| --- | --- | --- | --- |
+| PyTorch (`torch`) | `peers` | `jr.gumbel_softmax(hard=True)` / `F.gumbel_softmax` | one-hot rows |
+| entmax (`entmax`) | `peers` | `jr.soft.sparsemax` / `entmax.sparsemax` | values, gradients |
+| | | `jr.soft.entmax15` / `entmax.entmax15` | values, gradients |
+| | | `jr.soft.entmax(x, 1.3)` / `entmax.entmax_bisect(alpha=1.3)` | values, gradients |
+| OTT-JAX (`ott-jax`) | `peers` | `jr.soft.sort`, `rank`, `quantile` / `soft_sort.sort`, ... | n/a |
+| | | `jr.soft.sinkhorn(-C, 0.05, a=a, b=b)` / `sinkhorn.Sinkhorn` | plans, gradients |
+| PyEPO (`pyepo[ortools]`) | `solvers` | SPO+, PFYL, DBB / `SPOPlus`, ... (training) | regrets |
+| diffsort (`diffsort`) | `sorting` | `jr.soft.sorting_network` / `DiffSortNet` | accuracy |
 
-Every row times forward + backward, the gradient of ``sum(w * op(x))`` for a fixed random
-``w`` (the output returned beside it), on the same float32 input for both sides, with the
-benchmark's one interleaved timer (``_report.time_interleaved``) in one process: the
-calls per round of each side are chosen from one probe call so that they take about
-``round_seconds``, and the rounds are cut (not below ``min_rounds``) to keep a row under
-``row_seconds``. Reported: best-of-rounds milliseconds of each side, the median over
-rounds of the per-round ratio peer / jaxrelax (load hits both alike within a round),
-the compile time of each JAX program (trace, lower and compile, ahead of time) and the
-first eager call of each PyTorch one.
+Sizes: Gumbel-softmax 4096×1024 (hard, straight-through); entmax maps 256×1024; OTT-JAX's
+soft sort, ranks and quantile at n = 100, 1000 (and 4000 by default), its
+`Sinkhorn(threshold=1e-5)` on `Geometry(cost_matrix=C, epsilon=0.05)` beside
+`jr.soft.sinkhorn(-C, 0.05, a=a, b=b, tol=1e-5)` at n = 128, 512.
+
+PyEPO and diffsort train a model, so their rows live in other suites, run there under
+`--peers` (`Peer.suite` names the suite; this suite only says whether they import): the
+`solvers` suite trains PyEPO's `SPOPlus`, `perturbedFenchelYoung` and `blackboxOpt` with
+its OR-tools shortest-path model on the same data beside jaxrelax's SPO+, PFYL and DBB
+(regret and time per epoch), the `sorting` suite diffsort's odd-even `DiffSortNet` beside
+`jr.soft.sorting_network` on the same batches (accuracy and time per step).
+
+The rows of this suite's own table (the peers whose `Peer.suite` is `"peers"`) time
+forward + backward, the gradient of `sum(w * op(x))` for a fixed random `w` (the output
+returned beside it), on the same float32 input for both sides, with the benchmark's one
+interleaved timer (`_report.time_interleaved`) in one process: the calls per round of
+each side are chosen from one probe call so that they take about `round_seconds`, and the
+rounds are cut (not below `min_rounds`) to keep a row under `row_seconds`. Reported:
+best-of-rounds milliseconds of each side, the median over rounds of the per-round ratio
+peer / jaxrelax (load hits both alike within a round), the compile time of each JAX
+program (trace, lower and compile, ahead of time) and the first eager call of each
+PyTorch one.
 
 PyTorch shares the two cores with XLA's thread pool: the suite sets
-``OMP_WAIT_POLICY=PASSIVE`` (unless set to something else) before it imports ``torch``
-or ``entmax``, and ``torch.set_num_threads(torch_threads)`` while it runs. Without the
-passive policy PyTorch's OpenMP workers spin between calls and contend with XLA's
+`OMP_WAIT_POLICY=PASSIVE` (unless set to something else) before it imports `torch`
+or a peer built on it, and `torch.set_num_threads(torch_threads)` while it runs. Without
+the passive policy PyTorch's OpenMP workers spin between calls and contend with XLA's
 threads: on 2 cores the entmax rows then measure 10-40× slower in the same process.
 
-OTT-JAX 0.6 on jax 0.10: reverse mode through ``soft_sort`` with its default
-``SortingInitializer`` fails (a ``while_loop`` with dynamic bounds), and with
-``DefaultInitializer`` and the default implicit differentiation its linear solve returns
-non-finite values and raises; ``initializer=DefaultInitializer(), implicit_diff=None``
+OTT-JAX 0.6 on jax 0.10: reverse mode through `soft_sort` with its default
+`SortingInitializer` fails (a `while_loop` with dynamic bounds), and with
+`DefaultInitializer` and the default implicit differentiation its linear solve returns
+non-finite values and raises; `initializer=DefaultInitializer(), implicit_diff=None`
 (unrolled) differentiates, and is what the suite runs.
 """
 
@@ -113,19 +120,38 @@ class PeersConfig:
 
 
 class Peer(NamedTuple):
-    """A library the suite compares with: what to import and how to install it."""
+    """A library jaxrelax is compared with: what to import, how to install it, and which
+    suite's tables hold its rows."""
 
     name: str  # as printed
-    module: str  # the import name
-    requirement: str  # the pip requirement of the ``peers`` extra in pyproject.toml
+    module: str  # what must import (a submodule where the rows need one)
+    requirement: str  # the pip requirement of the `peers` extra in pyproject.toml
     rows: str  # what its rows compare
+    #: the suite whose tables hold its rows under `--peers`: "peers" (this suite's
+    #: timing table) or a default suite that trains the peer beside jaxrelax
+    suite: str = "peers"
 
 
-#: The peers, in table order; their ``requirement`` s make the ``peers`` extra.
+#: The peers, in table order; their `requirement`s make the `peers` extra.
 PEERS: tuple[Peer, ...] = (
     Peer("PyTorch", "torch", "torch>=2.4", "gumbel_softmax(hard=True)"),
     Peer("entmax", "entmax", "entmax>=1.3", "sparsemax, entmax15, entmax_bisect"),
     Peer("OTT-JAX", "ott", "ott-jax>=0.6", "soft sort, ranks, quantile; Sinkhorn"),
+    # Its OR-tools models: importing them imports pyepo, torch and ortools.
+    Peer(
+        "PyEPO",
+        "pyepo.model.ort",
+        "pyepo[ortools]>=2.2",
+        "SPO+, PFYL, DBB training (shortest path)",
+        suite="solvers",
+    ),
+    Peer(
+        "diffsort",
+        "diffsort",
+        "diffsort>=0.2",
+        "odd-even sorting network training",
+        suite="sorting",
+    ),
 )
 
 #: How the tables tell a user to install the missing peers.
@@ -135,15 +161,21 @@ _USES_TORCH = ("torch", "entmax")  # the peers that run on PyTorch's thread pool
 
 
 def _distribution(peer: Peer) -> str:
-    """The distribution name of a requirement: ``"ott-jax>=0.6"`` -> ``"ott-jax"``."""
+    """The distribution name of a requirement: `"ott-jax>=0.6"` -> `"ott-jax"`,
+    `"pyepo[ortools]>=2.2"` -> `"pyepo"`."""
     return re.split(r"[<>=!~;\[ ]", peer.requirement, maxsplit=1)[0]
 
 
+#: Whether this process's bench set `OMP_WAIT_POLICY=PASSIVE` before torch loaded (an
+#: earlier suite's call counts: `--peers` runs solvers and sorting, which import torch).
+_policy_set_before_torch = False
+
+
 def _prepare_torch_env() -> dict[str, Any]:
-    """Sets ``OMP_WAIT_POLICY=PASSIVE`` unless set, if ``torch`` is installed and not yet
+    """Sets `OMP_WAIT_POLICY=PASSIVE` unless set, if `torch` is installed and not yet
     imported (the OpenMP runtime reads it once, when torch loads)."""
+    global _policy_set_before_torch
     imported = sys.modules.get("torch") is not None
-    set_here = False
     if not imported and not os.environ.get("OMP_WAIT_POLICY"):
         try:
             installed = importlib.util.find_spec("torch") is not None
@@ -151,10 +183,11 @@ def _prepare_torch_env() -> dict[str, Any]:
             installed = False
         if installed:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-            set_here = True
+            _policy_set_before_torch = True
+    policy = os.environ.get("OMP_WAIT_POLICY")
     return {
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        "omp_wait_policy_set_by_bench": set_here,
+        "OMP_WAIT_POLICY": policy,
+        "omp_wait_policy_set_by_bench": _policy_set_before_torch and policy == "PASSIVE",
         "torch_imported_before_suite": imported,
     }
 
@@ -468,7 +501,12 @@ def _row_counts(cfg: PeersConfig) -> dict[str, int]:
 
 def num_tasks(cfg: PeersConfig) -> int:
     counts = _row_counts(cfg)
-    return sum(counts[p.module] for p in PEERS if _installed(p.module))
+    return sum(counts[p.module] for p in _own_peers() if _installed(p.module))
+
+
+def _own_peers() -> tuple[Peer, ...]:
+    """The peers whose rows this suite times (the others' rows are in their suites)."""
+    return tuple(p for p in PEERS if p.suite == "peers")
 
 
 def _probe(step: Callable[[], Any]) -> tuple[Any, float]:
@@ -540,7 +578,7 @@ def run(cfg: PeersConfig, seed: int, progress: _report.Progress) -> dict[str, An
             "entmax": lambda: _entmax_rows(cfg, rng),
             "ott": lambda: _ott_rows(cfg, rng),
         }
-        for peer in PEERS:
+        for peer in _own_peers():
             if not found[peer.module]["available"]:
                 continue
             for row in builders[peer.module]():
@@ -575,6 +613,7 @@ def tables(result: dict[str, Any]) -> list[str]:
             "status": (found[p.module]["version"] or "found")
             if found[p.module]["available"]
             else "missing",
+            "suite": p.suite,
             "rows": p.rows,
         }
         for p in PEERS
@@ -583,12 +622,25 @@ def tables(result: dict[str, Any]) -> list[str]:
         ("peer", "peer", "s"),
         ("module", "import", "s"),
         ("status", "version", "s"),
+        ("suite", "rows in suite", "s"),
         ("rows", "rows", "s"),
     ]
+    elsewhere = [p for p in PEERS if p.suite != "peers"]
+    notes = []
+    if elsewhere:
+        notes.append(
+            "rows in suite: where each peer's rows are printed under --peers; "
+            + ", ".join(
+                f"{p.name} trains beside jaxrelax in the {p.suite} suite" for p in elsewhere
+            )
+            + " (python -m jaxrelax.bench --peers --only "
+            + ",".join(dict.fromkeys(p.suite for p in elsewhere))
+            + "), the others are timed in this suite's table."
+        )
     if missing:
         title = f"peers: missing peers ({', '.join(p.name for p in missing)}), install with "
         title += INSTALL_HINT
-        note = (
+        notes.append(
             f"Install the missing peers with {INSTALL_HINT} (or pip install "
             + " ".join(f"'{p.requirement}'" for p in missing)
             + "); on a machine without a GPU install PyTorch's CPU build first. "
@@ -596,7 +648,7 @@ def tables(result: dict[str, Any]) -> list[str]:
         )
     else:
         title = "peers: every peer found"
-        note = None
+    note = "\n".join(notes) or None
     out = [_report.format_table(title, pcols, prows, note=note)]
     res = result["results"]
     if not res:
@@ -650,6 +702,7 @@ def tables(result: dict[str, Any]) -> list[str]:
             + (
                 " torch was imported before the suite: the policy may not apply."
                 if env.get("torch_imported_before_suite")
+                and not env.get("omp_wait_policy_set_by_bench")
                 else ""
             )
         )

@@ -139,7 +139,7 @@ METHODS = ("two_stage", "spo+", "pfyl", "dpo", "dbb", "nid", "imle")
 PEER_METHODS = ("spo+", "pfyl", "dbb")
 
 #: How the suite tells a user to install PyEPO for `--peers`.
-INSTALL_HINT = 'pip install "pyepo[ortools]" torch'
+INSTALL_HINT = "pip install -e '.[peers]' (or: pip install 'pyepo[ortools]' torch)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -475,7 +475,10 @@ def run(cfg: SortingConfig, seed: int, progress: _report.Progress) -> dict[str, 
 
 def _peer_info() -> dict[str, Any]:
     if not _diffsort_available():
-        return {"available": False, "hint": "pip install diffsort (PyTorch)"}
+        return {
+            "available": False,
+            "hint": "pip install -e '.[peers]' (or: pip install diffsort torch)",
+        }
     return {
         "available": True,
         "diffsort": importlib.metadata.version("diffsort"),

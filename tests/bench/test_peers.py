@@ -2,7 +2,8 @@
 
 Most run without any peer installed (the test environment has none): the command then
 prints which peers are missing and how to install them, and exits 0. The end-to-end run
-on tiny sizes needs PyTorch, entmax and OTT-JAX (``pip install -e '.[peers]'``) and is
+on tiny sizes needs PyTorch, entmax and OTT-JAX (`pip install -e '.[peers]'`, which also
+installs PyEPO and diffsort, whose rows are in the `solvers` and `sorting` suites) and is
 skipped without them.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from jaxrelax.bench import __main__ as cli
-from jaxrelax.bench import peers
+from jaxrelax.bench import _runner, peers
 from jaxrelax.bench._runner import EXTRA_SUITES, SUITES, run_bench
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -39,11 +40,26 @@ def test_peers_without_peers_prints_the_install_table(no_peers, tmp_path, capsys
     assert cli.main(["--peers", "--only", "peers", "--out", out, "--no-progress"]) == 0
     printed = capsys.readouterr().out
     title = (
-        "peers: missing peers (PyTorch, entmax, OTT-JAX), install with pip install -e '.[peers]'"
+        "peers: missing peers (PyTorch, entmax, OTT-JAX, PyEPO, diffsort), install with "
+        "pip install -e '.[peers]'"
     )
     assert title in printed
     for peer in peers.PEERS:
         assert f"'{peer.requirement}'" in printed  # the per-package install line
+    # The availability table names where each peer's rows are (PyEPO and diffsort train
+    # beside jaxrelax in the solvers and sorting suites).
+    table = printed[printed.index(title) :]
+    cells = lambda line: re.split(r"\s{2,}", line.strip())
+    by_peer = {cells(line)[0]: cells(line) for line in table.splitlines()[4:9]}
+    assert {name: row[1:4] for name, row in by_peer.items()} == {
+        "PyTorch": ["torch", "missing", "peers"],
+        "entmax": ["entmax", "missing", "peers"],
+        "OTT-JAX": ["ott", "missing", "peers"],
+        "PyEPO": ["pyepo.model.ort", "missing", "solvers"],
+        "diffsort": ["diffsort", "missing", "sorting"],
+    }
+    assert "PyEPO trains beside jaxrelax in the solvers suite" in table
+    assert "python -m jaxrelax.bench --peers --only solvers,sorting" in table
     assert "jaxrelax beside other libraries" not in printed  # no rows without peers
     with open(os.path.join(out, "summary.txt")) as fh:
         assert title in fh.read()
@@ -56,6 +72,8 @@ def test_peers_without_peers_prints_the_install_table(no_peers, tmp_path, capsys
         "torch": False,
         "entmax": False,
         "ott": False,
+        "pyepo.model.ort": False,
+        "diffsort": False,
     }
     assert "OMP_WAIT_POLICY" not in os.environ  # torch is absent: the environment is left
     assert record["seconds"]["peers"] < 5.0  # nothing to compile: well under a second here
@@ -87,8 +105,58 @@ def test_peers_extra_lists_every_peer():
     with open(ROOT / "pyproject.toml", "rb") as fh:
         extras = tomllib.load(fh)["project"]["optional-dependencies"]
     assert extras["peers"] == [p.requirement for p in peers.PEERS]
+    names = {p.name for p in peers.PEERS}
+    assert {"PyTorch", "entmax", "OTT-JAX", "PyEPO", "diffsort"} <= names  # issue 20's peers
+    distributions = [peers._distribution(p) for p in peers.PEERS]
+    assert distributions == ["torch", "entmax", "ott-jax", "pyepo", "diffsort"]
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert not any(d.split(">")[0] in {"torch", "entmax", "ott-jax"} for d in deps)
+    dep_names = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0] for d in deps}
+    assert not dep_names & set(distributions)  # peers are never dependencies
+
+
+def test_each_peer_names_a_suite_that_runs_it():
+    # The peers suite times its own peers; a peer of another suite is trained there under
+    # --peers, which sets that suite config's `peers` field (__main__._suite_overrides).
+    own = {p.module for p in peers.PEERS if p.suite == "peers"}
+    assert own == {"torch", "entmax", "ott"} == set(peers._row_counts(peers.PeersConfig()))
+    for peer in peers.PEERS:
+        if peer.suite == "peers":
+            continue
+        assert peer.suite in SUITES, peer
+        config = _runner._CONFIGS[peer.suite]
+        assert "peers" in {f.name for f in dataclasses.fields(config)}, peer
+    assert {p.name: p.suite for p in peers.PEERS if p.suite != "peers"} == {
+        "PyEPO": "solvers",
+        "diffsort": "sorting",
+    }
+
+
+def test_policy_set_by_an_earlier_suite_counts(monkeypatch):
+    # `--peers` runs solvers and sorting first: they set OMP_WAIT_POLICY=PASSIVE (through
+    # _prepare_torch_env) and import torch; the peers suite then must not warn that the
+    # policy may not apply, but must when torch loaded before any suite set it.
+    monkeypatch.setitem(sys.modules, "torch", object())  # "already imported"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(peers, "_policy_set_before_torch", True)
+    env = peers._prepare_torch_env()
+    assert env == {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "omp_wait_policy_set_by_bench": True,
+        "torch_imported_before_suite": True,
+    }
+    record = _record([])
+    record["environment"] = env | {"torch_threads": 2}
+    record["results"] = [_ROW]
+    text = "\n".join(peers.tables(record))
+    assert "OMP_WAIT_POLICY=PASSIVE (set by the bench)" in text
+    assert "may not apply" not in text
+    monkeypatch.setattr(peers, "_policy_set_before_torch", False)  # set by the user
+    env = peers._prepare_torch_env()
+    assert not env["omp_wait_policy_set_by_bench"] and env["torch_imported_before_suite"]
+    record["environment"] = env | {"torch_threads": 2}
+    assert "torch was imported before the suite: the policy may not apply" in "\n".join(
+        peers.tables(record)
+    )
 
 
 def test_agreement():
@@ -147,19 +215,22 @@ def _record(rows, available=True):
     }
 
 
+_ROW = {
+    "peer": "ott",
+    "op": "jr.soft.sinkhorn(a, b, tol=1e-05)",
+    "peer_op": "Sinkhorn(threshold=1e-05)",
+    "size": "n=128",
+    "jaxrelax_compile_seconds": 1.25,
+    "peer_first_call_seconds": 2.5,
+    "jaxrelax_seconds": 0.002,
+    "peer_seconds": 0.003,
+    "ratio": 1.5,
+    "agreement_text": "out 1.0e-06, grad 2.0e-06 (rel.)",
+}
+
+
 def test_tables_from_a_handmade_record():
-    timed = {
-        "peer": "ott",
-        "op": "jr.soft.sinkhorn(a, b, tol=1e-05)",
-        "peer_op": "Sinkhorn(threshold=1e-05)",
-        "size": "n=128",
-        "jaxrelax_compile_seconds": 1.25,
-        "peer_first_call_seconds": 2.5,
-        "jaxrelax_seconds": 0.002,
-        "peer_seconds": 0.003,
-        "ratio": 1.5,
-        "agreement_text": "out 1.0e-06, grad 2.0e-06 (rel.)",
-    }
+    timed = _ROW
     failed = {
         "peer": "entmax",
         "op": "jr.soft.entmax15",
