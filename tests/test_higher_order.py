@@ -101,6 +101,14 @@ def _gapped_soft(x, hard):
     return jax.nn.softmax(moved + x - X4)
 
 
+def _network(x, quad=False, **kw):
+    """A linear (``quad``: quadratic) functional of both outputs of
+    ``jr.soft.sorting_network``. A straight-through (``hard=True``) row is linear: its
+    Hessian is then the soft one's, as for ``soft.permutation_matrix hard``."""
+    values, p = jr.soft.sorting_network(x, steepness=2.0, **kw)
+    return (_quad if quad else _lin)(lambda _: values)(x) + jnp.sum(p * jnp.outer(W4, X4))
+
+
 _XFAIL = pytest.mark.xfail  # for readability of the table
 
 # (id, scalar function of a [4] vector, point, reference). Points avoid kinks and ties.
@@ -134,6 +142,14 @@ CASES = [
         lambda x: jnp.sum(jr.soft.permutation_matrix(x, T, hard=True) @ W4),
         X4,
         lambda x: jnp.sum(jr.soft.permutation_matrix(x, T) @ W4),
+    ),
+    # Sorting networks: plain autodiff through the layers; hard=True straight-through.
+    ("soft.sorting_network", lambda x: _network(x, quad=True), X4, "fd"),
+    (
+        "soft.sorting_network bitonic hard",
+        lambda x: _network(x, network="bitonic", sigmoid="logistic", hard=True),
+        X4,
+        lambda x: _network(x, network="bitonic", sigmoid="logistic"),
     ),
     (
         "soft.quantile",

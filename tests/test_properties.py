@@ -5,7 +5,8 @@ Every relaxation (``jr.soft``), straight-through op (``jr.st``), sampler
 is fuzzed over random shapes (size-1 and size-0 batch axes, negative axes), dtypes
 (bfloat16 / float16 / float32 here; float64 in ``test_properties_float64.py``),
 temperatures 1e-3 … 1e3, logit scales 1e-3 … 1e30 (1e4 in float16, whose range ends at
-65504) and ``-inf`` masks. Properties: outputs finite where the inputs are; simplex
+65504) and ``-inf`` masks (``where=`` for ``jr.soft.sorting_network``, for which ``-inf``
+is not a mask). Properties: outputs finite where the inputs are; simplex
 outputs non-negative and summing to one; hard outputs exactly one-hot; gradients finite;
 dtype kept; ``jit(f)(key) == f(key)``; ``vmap(f)`` equal to the stacked calls.
 
@@ -361,6 +362,80 @@ def test_soft_sinkhorn(case, t):
     assert np.allclose(rows, 1.0, atol=tol) or np.allclose(cols, 1.0, atol=tol), (rows, cols)
     assert np.all(pf <= 1 + tol)
     _assert_grad_finite(lambda v: jr.soft.sinkhorn(v, temperature=t, num_iters=30), x)
+
+
+SIGMOIDS = ("logistic", "logistic_phi", "cauchy", "optimal")
+# A sorting network sorts n >= 2 entries: event axes of 2 to 5 (an empty batch included).
+NETWORK_CASES = (
+    ((5,), -1, jnp.float32),
+    ((2, 3), -2, jnp.bfloat16),
+    ((0, 4), -1, jnp.float16),
+    ((3, 2), -1, jnp.float32),
+)
+
+
+def _check_sorting_network(x, axis, mask, dtype, **kw):
+    """jr.soft.sorting_network's properties, with the entries that ``mask`` marks left out
+    by ``where=`` (they hold ``-inf``: not a mask here, so they must not be read): per row
+    of ``m`` valid entries, ``P`` is doubly stochastic on its valid block and 0 elsewhere,
+    the values are ``P @ x`` within the valid range and 0 after position ``m``; with
+    ``hard=True`` they are exactly the sorted valid entries and ``P`` is 0/1; gradients
+    are finite, and exactly 0 at the left-out entries."""
+    where = jnp.asarray(~mask) if mask.any() else None
+    fn = functools.partial(jr.soft.sorting_network, where=where, axis=axis, **kw)
+    values, p = fn(x)
+    n = x.shape[axis]
+    batch = np.moveaxis(np.zeros(x.shape), axis, -1).shape[:-1]
+    assert values.dtype == dtype and p.dtype == dtype
+    assert values.shape == x.shape and p.shape == (*batch, n, n)
+    xs = np.moveaxis(_f32(x), axis, -1).reshape(-1, n).astype(np.float64)
+    ok = np.moveaxis(~mask, axis, -1).reshape(-1, n)
+    vs = np.moveaxis(_f32(values), axis, -1).reshape(-1, n).astype(np.float64)
+    ps = _f32(p).reshape(-1, n, n).astype(np.float64)
+    assert np.all(np.isfinite(vs)) and np.all(np.isfinite(ps))
+    tol = 8 * n * _eps(dtype)  # the rounding of n layers of convex mixtures
+    for xr, okr, vr, pr in zip(xs, ok, vs, ps):
+        m, xv = int(okr.sum()), xr[okr]
+        np.testing.assert_array_equal(vr[m:], 0.0)  # the fill
+        np.testing.assert_array_equal(pr[m:], 0.0)  # padded rows and columns
+        np.testing.assert_array_equal(pr[:, ~okr], 0.0)
+        block = pr[:m][:, okr]
+        assert np.all(block >= -tol), block
+        np.testing.assert_allclose(block.sum(0), 1.0, atol=tol)
+        np.testing.assert_allclose(block.sum(1), 1.0, atol=tol)
+        mag = np.abs(xv).max()
+        assert np.all(vr[:m] >= xv.min() - tol * mag) and np.all(vr[:m] <= xv.max() + tol * mag)
+        np.testing.assert_allclose(vr[:m], block @ xv, rtol=0, atol=tol * mag * n)
+        if kw.get("hard"):
+            order = np.sort(xv)[::-1] if kw.get("descending") else np.sort(xv)
+            np.testing.assert_array_equal(vr[:m], order)
+            assert np.all((block == 0) | (block == 1)), block
+    g = _assert_grad_finite(lambda v: jnp.concatenate([a.reshape(-1) for a in fn(v)]), x)
+    assert np.all(_f32(g)[mask] == 0)
+
+
+@_settings(8)
+@given(
+    case=logits_case(cases=NETWORK_CASES),
+    steepness=temperatures,
+    network=st.sampled_from(["odd_even", "bitonic"]),
+    sigmoid=st.sampled_from(SIGMOIDS),
+    descending=st.booleans(),
+    hard=st.booleans(),
+)
+def test_soft_sorting_network(case, steepness, network, sigmoid, descending, hard):
+    x, axis, dtype, mask = case
+    _check_sorting_network(
+        x,
+        axis,
+        mask,
+        dtype,
+        steepness=steepness,
+        network=network,
+        sigmoid=sigmoid,
+        descending=descending,
+        hard=hard,
+    )
 
 
 # ---------------------------------------------------------------------------------

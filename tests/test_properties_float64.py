@@ -20,10 +20,12 @@ from hypothesis import strategies as st
 
 import jaxrelax as jr
 from tests.test_properties import (
+    SIGMOIDS,
     _assert_close,
     _assert_grad_finite,
     _assert_one_hot,
     _assert_simplex,
+    _check_sorting_network,
     _settings,
     _unit,
     keys,
@@ -110,6 +112,31 @@ def test_sort_rank_float64(case, eps, regularization):
     np.testing.assert_allclose(rf.sum(axis), n * (n + 1) / 2, rtol=1e-12)
     _assert_grad_finite(lambda v: jr.soft.rank(v, **kw), x)
     _assert_grad_finite(lambda v: jr.soft.sort(v, **kw), x)
+
+
+@_settings(6)
+@given(
+    case=logits64(),
+    steepness=temperatures,
+    network=st.sampled_from(["odd_even", "bitonic"]),
+    sigmoid=st.sampled_from(SIGMOIDS),
+    descending=st.booleans(),
+    hard=st.booleans(),
+)
+def test_sorting_network_float64(case, steepness, network, sigmoid, descending, hard):
+    # Left-out entries hold -inf and are passed as where=False (see _check_sorting_network).
+    x, axis, mask = case
+    _check_sorting_network(
+        x,
+        axis,
+        mask,
+        F64,
+        steepness=steepness,
+        network=network,
+        sigmoid=sigmoid,
+        descending=descending,
+        hard=hard,
+    )
 
 
 @_settings(4)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +37,12 @@ def _bernoulli_f(b):
 
 def _categorical_f(y):
     return jnp.sum(y * jnp.arange(y.shape[-1], dtype=y.dtype))
+
+
+def _network(x, **kw):
+    """Both outputs of ``jr.soft.sorting_network``: its values under its matrix."""
+    values, p = jr.soft.sorting_network(x, **kw)
+    return jnp.concatenate([p, values[..., None, :]], axis=-2)
 
 
 # (name, fn(x, p) with p the traced parameter, its bad values)
@@ -69,6 +77,17 @@ ROWS = [
     (
         "soft.sort_with",
         lambda x, e: jr.soft.sort_with(x, 2.0 * x, regularization_strength=e),
+        POSITIVE,
+    ),
+    (
+        "soft.sorting_network steepness",
+        lambda x, s: _network(x, steepness=s, network="bitonic"),
+        POSITIVE,
+    ),
+    # art_lambda >= 0 (0 is valid): read by the "logistic_phi" sigmoid.
+    (
+        "soft.sorting_network art_lambda",
+        lambda x, lam: _network(x, art_lambda=lam, sigmoid="logistic_phi"),
         POSITIVE,
     ),
     ("soft.entmax", lambda x, a: jr.soft.entmax(x, 1.0 + a), (jnp.nan, -0.5)),
@@ -311,6 +330,8 @@ def test_relaxed_topk_hard_log_prob_invalid_temperature():
 # ----------------------------------------------------------------------------------------
 # Errors name the caller's own argument
 
+_BAD_NAME: Any = "batcher"  # an unknown option name (typed Any: not one of the Literals)
+
 ERRORS = [
     # (call, the argument the message must name)
     (lambda: jr.soft.sort_with(X, X, regularization_strength=0), "regularization_strength"),
@@ -324,6 +345,11 @@ ERRORS = [
     (lambda: jr.soft.topk_mask(X, 2, regularization_strength=0.0), "regularization_strength"),
     (lambda: jr.soft.permutation_matrix(X, 0.0), "temperature"),
     (lambda: jr.soft.permutation_matrix(X, jnp.ones(4)), "temperature"),
+    (lambda: jr.soft.sorting_network(X, steepness=0.0), "steepness"),
+    (lambda: jr.soft.sorting_network(X, steepness=jnp.ones(2)), "steepness"),
+    (lambda: jr.soft.sorting_network(X, art_lambda=-1.0), "art_lambda"),
+    (lambda: jr.soft.sorting_network(X, network=_BAD_NAME), "network"),
+    (lambda: jr.soft.sorting_network(X, sigmoid=_BAD_NAME), "sigmoid"),
     (lambda: jr.soft.sinkhorn(X[:, :2], 0.0), "temperature"),
     (lambda: jr.soft.sinkhorn(X[:, :2], jnp.ones(3)), "temperature"),
     (lambda: jr.soft.softmax(X, jnp.ones(3)), "temperature"),
@@ -356,3 +382,9 @@ def test_errors_name_the_callers_argument(case):
     with pytest.raises((ValueError, TypeError)) as info:
         call()
     assert f"`{name}`" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("option", ["network", "sigmoid"])
+def test_sorting_network_unknown_option_is_a_value_error_naming_it(option):
+    with pytest.raises(ValueError, match=rf"`{option}` must be one of .*got 'batcher'"):
+        jr.soft.sorting_network(X, **{option: _BAD_NAME})

@@ -1,6 +1,6 @@
 """Variable-length lists, `where=`: jr.soft.sort, rank, topk_mask, quantile, median,
-permutation_matrix, jr.reparam.plackett_luce (sample, log_prob) and jr.reparam.k_subset
-(sample, log_prob, marginals).
+permutation_matrix, sorting_network (values and matrix), jr.reparam.plackett_luce (sample,
+log_prob) and jr.reparam.k_subset (sample, log_prob, marginals).
 
 The contract, checked for every op on a padded batch whose rows have different numbers m
 of valid entries (0 included), at arbitrary positions or as a prefix:
@@ -17,8 +17,9 @@ of valid entries (0 included), at arbitrary positions or as a prefix:
 
 The reference is the op itself on the unpadded list, whose values are tested against
 independent references elsewhere (SLSQP projections and fast-soft-sort in
-tests/soft/test_sorting.py, `jnp.quantile` in tests/soft/test_quantiles.py, TFP/brute force
-in tests/reparam/); quantiles are also checked against `np.quantile` of the valid entries.
+tests/soft/test_sorting.py, `jnp.quantile` in tests/soft/test_quantiles.py, diffsort in
+tests/soft/test_sorting_network.py, TFP/brute force in tests/reparam/); quantiles are also
+checked against `np.quantile` of the valid entries.
 """
 
 import functools
@@ -61,10 +62,20 @@ def _with_pad(x, mask, value):
 
 # Each soft op: (padded call, unpadded call, layout of the outputs). Layouts: "front" (the
 # valid results compacted to the front, fill behind), "own" (at the valid entries' own
-# positions), "scalar" (one value per row), "matrix" (the valid block [:m][:, mask]). The
+# positions), "scalar" (one value per row), "matrix" (the valid block [:m][:, mask]),
+# "network" (a matrix with a row of "front" values under it: `_stack`). The
 # entropic and descending variants of sort and rank are in SECOND_ORDER_OPS below.
 K = 2
 Q = np.array([0.0, 0.3, 0.5, 1.0], np.float32)
+_BITONIC = {"network": "bitonic", "sigmoid": "logistic_phi", "descending": True}
+
+
+def _stack(values_and_p):
+    """A sorting network's [..., n] values under its [..., n, n] matrix: [..., n + 1, n]."""
+    values, p = values_and_p
+    return jnp.concatenate([p, values[..., None, :]], axis=-2)
+
+
 # sort, quantile and median share ε, so that XLA compiles their soft sorts once.
 SOFT = {
     "sort": (
@@ -110,6 +121,19 @@ SOFT = {
         lambda v: jr.soft.permutation_matrix(v, 0.05, "sinkhorn", num_iters=30),
         "matrix",
     ),
+    # Sorting networks, one layout for both outputs: the matrix with the values as an
+    # extra last row ("network"). A bitonic list of m entries runs on wires that depend on
+    # m (its own 2^⌈log₂ m⌉-wire network).
+    "sorting_network_odd_even": (
+        lambda x, w: _stack(jr.soft.sorting_network(x, steepness=2.0, where=w)),
+        lambda v: _stack(jr.soft.sorting_network(v, steepness=2.0)),
+        "network",
+    ),
+    "sorting_network_bitonic": (
+        lambda x, w: _stack(jr.soft.sorting_network(x, **_BITONIC, where=w)),
+        lambda v: _stack(jr.soft.sorting_network(v, **_BITONIC)),
+        "network",
+    ),
 }
 
 
@@ -124,6 +148,11 @@ def _split(out, mask, layout):
     if layout == "scalar":
         out = xp.atleast_1d(out)
         return (out, out[:0]) if m else (out[:0], out)
+    if layout == "network":  # the matrix [:n], then the values in the last row
+        n = out.shape[-1]
+        valid = xp.concatenate([out[:m][:, mask], out[n:, :m]])
+        rest = xp.concatenate([out[m:n].ravel(), out[:m][:, ~mask].ravel(), out[n, m:]])
+        return valid, rest
     rest = xp.concatenate([out[m:].ravel(), out[:m][:, ~mask].ravel()])
     return out[:m][:, mask], rest
 
@@ -140,6 +169,10 @@ def _place(valid, mask, layout, shape, rng):
         out[mask] = valid
     elif layout == "scalar":
         out[...] = valid
+    elif layout == "network":
+        block = out[:m]
+        block[:, mask] = valid[:m]
+        out[-1, :m] = valid[m]
     else:
         block = out[:m]
         block[:, mask] = valid
@@ -292,6 +325,12 @@ SECOND_ORDER_OPS = {
     "rank_kl_desc": (lambda x, w: jr.soft.rank(x, 2.0, "kl", descending=True, where=w), "own"),
     "sort_kl_desc": (lambda x, w: jr.soft.sort(x, 0.7, "kl", descending=True, where=w), "front"),
     "permutation_matrix": (lambda x, w: jr.soft.permutation_matrix(x, 0.7, where=w), "matrix"),
+    "sorting_network_bitonic_P": (
+        lambda x, w: jr.soft.sorting_network(
+            x, network="bitonic", sigmoid="logistic", steepness=2.0, where=w
+        )[1],
+        "matrix",
+    ),
 }
 
 
@@ -350,6 +389,7 @@ def test_bad_where():
         "quantile": lambda w: jr.soft.quantile(x, 0.5, where=w),
         "median": lambda w: jr.soft.median(x, where=w),
         "permutation_matrix": lambda w: jr.soft.permutation_matrix(x, where=w),
+        "sorting_network": lambda w: jr.soft.sorting_network(x, where=w),
         "plackett_luce": lambda w: jr.reparam.plackett_luce(x, where=w),
         "k_subset": lambda w: jr.reparam.k_subset(x, 2, where=w),
         "k_subset_marginals": lambda w: jr.reparam.k_subset_marginals(x, 2, where=w),
