@@ -237,8 +237,8 @@ GRID = [(1, 1, 2), (3, 2, 2), (2, 3, 4), (5, 1, 3), (4, 2, 5)]  # (num_samples, 
 
 def _note(name: str) -> str:
     doc = inspect.getdoc(getattr(jr.estimators, name))
-    assert doc and ".. note::" in doc, f"{name} has no note"
-    return " ".join(doc.split(".. note::", 1)[1].split())
+    assert doc and "\nNote:\n" in doc, f"{name} has no `Note:` section"
+    return " ".join(doc.split("\nNote:\n", 1)[1].split())
 
 
 @pytest.mark.parametrize("name", NAMES)
