@@ -128,6 +128,17 @@ def check_temperature(temperature: Any, name: str = "temperature") -> None:
     check_positive(temperature, name)
 
 
+def check_solver_output(fn: Any, arr: jax.Array, name: str) -> None:
+    """``ValueError`` naming ``fn`` and both shapes unless ``fn(arr)`` (traced abstractly,
+    never run) has the shape of ``arr``, the argument ``name`` of a solver wrapper."""
+    out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, arr.dtype))
+    if getattr(out, "shape", None) != arr.shape:
+        raise ValueError(
+            f"`fn` must return a solution with the shape of `{name}` {arr.shape}, got "
+            f"{getattr(out, 'shape', type(out).__name__)}."
+        )
+
+
 def check_key(key: Any, name: str = "key") -> jax.Array:
     """Accepts a typed ``jax.random.key`` or a legacy ``jax.random.PRNGKey``.
 

@@ -176,12 +176,7 @@ def blackbox(
 
     def g(w: ArrayLike) -> jax.Array:
         arr = _checks.as_float_array(w, "w")
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, arr.dtype))
-        if getattr(out, "shape", None) != arr.shape:
-            raise ValueError(
-                f"`fn` must return a solution with the shape of `w` {arr.shape}, got "
-                f"{getattr(out, 'shape', type(out).__name__)}."
-            )
+        _checks.check_solver_output(fn, arr, "w")
         if lam_shaped:
             _checks.check_broadcasts_to(lam, arr.shape, "lam", "w")
         return _checks.poison(run(arr, lam), lam_valid)

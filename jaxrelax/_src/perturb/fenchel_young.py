@@ -170,12 +170,7 @@ def fenchel_young_loss(
                 f"`y` with shape {target.shape} must have the shape of `theta` with shape "
                 f"{arr.shape}."
             )
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, arr.dtype))
-        if getattr(out, "shape", None) != arr.shape:
-            raise ValueError(
-                f"`fn` must return a solution with the shape of `theta` {arr.shape}, got "
-                f"{getattr(out, 'shape', type(out).__name__)}."
-            )
+        _checks.check_solver_output(fn, arr, "theta")
         if sigma_shape:
             _checks.check_broadcasts_to(sigma, arr.shape, "sigma", "theta")
         return _checks.poison(run(key, arr, target, sigma), sigma_valid)

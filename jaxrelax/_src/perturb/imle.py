@@ -171,12 +171,7 @@ def imle(
     def g(key: ArrayLike, theta: ArrayLike) -> jax.Array:
         key = _checks.check_key(key)
         arr = _checks.as_float_array(theta, "theta")
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(arr.shape, arr.dtype))
-        if getattr(out, "shape", None) != arr.shape:
-            raise ValueError(
-                f"`fn` must return a state with the shape of `theta` {arr.shape}, got "
-                f"{getattr(out, 'shape', type(out).__name__)}."
-            )
+        _checks.check_solver_output(fn, arr, "theta")
         for a, name in shaped:
             _checks.check_broadcasts_to(a, arr.shape, name, "theta")
         cdt = _checks.compute_dtype(arr.dtype)

@@ -144,12 +144,7 @@ def spo_plus_loss(
                     f"`{name}` with shape {arr.shape} must have the shape of `c_hat` with "
                     f"shape {pred.shape}."
                 )
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct(pred.shape, pred.dtype))
-        if getattr(out, "shape", None) != pred.shape:
-            raise ValueError(
-                f"`fn` must return a solution with the shape of its input {pred.shape}, got "
-                f"{getattr(out, 'shape', type(out).__name__)}."
-            )
+        _checks.check_solver_output(fn, pred, "c_hat")
         return run_solved(pred, true) if sol is None else run_given(pred, true, sol)
 
     return loss
