@@ -202,6 +202,19 @@ def compute_dtype(dtype: Any) -> Any:
     return dtype
 
 
+def event_input(
+    x: Any, axis: int, where: Any, name: str = "x"
+) -> tuple[jax.Array, int, jax.Array | None]:
+    """The input of an op along one event axis: ``(x as a float array, axis made
+    non-negative, where moved to the last axis or None)``, with the checks every such op
+    makes (float input, axis in range, non-empty event axis, `check_where`)."""
+    arr = as_float_array(x, name)
+    axis = check_axis(axis, arr.ndim, arg=name)
+    check_event_nonempty(arr.shape, axis, name)
+    mask = check_where(where, arr.shape, name)
+    return arr, axis, None if mask is None else jnp.moveaxis(mask, axis, -1)
+
+
 def check_square(arr: jax.Array, name: str) -> None:
     """Raises ValueError naming ``name`` unless ``arr`` is [..., n, n]."""
     if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:

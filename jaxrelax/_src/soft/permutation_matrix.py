@@ -162,12 +162,7 @@ def permutation_matrix(
     _checks.check_positive(temperature, "temperature")
     if jnp.ndim(temperature) != 0:
         raise ValueError(f"`temperature` must be a scalar, got shape {jnp.shape(temperature)}.")
-    arr = _checks.as_float_array(x)
-    axis = _checks.check_axis(axis, arr.ndim)
-    _checks.check_event_nonempty(arr.shape, axis, "x")
-    where_mask = _checks.check_where(where, arr.shape)
-    if where_mask is not None:
-        where_mask = jnp.moveaxis(where_mask, axis, -1)
+    arr, axis, where_mask = _checks.event_input(x, axis, where)
     valid = _checks.traced_valid(temperature)
     xc = jnp.moveaxis(arr.astype(_checks.compute_dtype(arr.dtype)), axis, -1)
     n = xc.shape[-1]

@@ -49,12 +49,7 @@ def _prepare(x, regularization_strength, regularization, axis, where=None):
             "`regularization_strength` must be a scalar, got shape "
             f"{jnp.shape(regularization_strength)}."
         )
-    arr = _checks.as_float_array(x)
-    axis = _checks.check_axis(axis, arr.ndim)
-    _checks.check_event_nonempty(arr.shape, axis, "x")
-    mask = _checks.check_where(where, arr.shape)
-    if mask is not None:
-        mask = jnp.moveaxis(mask, axis, -1)
+    arr, axis, mask = _checks.event_input(x, axis, where)
     xc = jnp.moveaxis(arr.astype(_checks.compute_dtype(arr.dtype)), axis, -1)
     if xc.dtype == jnp.float32 and xc.shape[-1] > 2**24:
         raise ValueError(

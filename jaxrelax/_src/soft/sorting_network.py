@@ -292,17 +292,13 @@ def sorting_network(
     _checks.check_positive(art_lambda, "art_lambda", allow_zero=True)
     if jnp.ndim(art_lambda) != 0:
         raise ValueError(f"`art_lambda` must be a scalar, got shape {jnp.shape(art_lambda)}.")
-    arr = _checks.as_float_array(x)
-    axis = _checks.check_axis(axis, arr.ndim)
+    arr, axis, mask = _checks.event_input(x, axis, where)
     n = arr.shape[axis]
     if n < 2:
         raise ValueError(
             f"`x` must have at least 2 entries along `axis` (a network sorts n >= 2), got "
             f"shape {arr.shape}."
         )
-    mask = _checks.check_where(where, arr.shape)
-    if mask is not None:
-        mask = jnp.moveaxis(mask, axis, -1)
     valid = [
         _checks.traced_valid(steepness),
         _checks.traced_valid(art_lambda, allow_zero=True),
