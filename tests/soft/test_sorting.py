@@ -428,6 +428,11 @@ def _chunk_repair_rows(n, m):
             j * 1.0,
             -j * 1.0,
             np.repeat(rng.normal(size=n // 10 + 1), 10)[:n],
+            # Every chunk one block, seams that do not pool (the chunks side by side).
+            (j % m) * 0.01 - j // m,
+            # Chunks that pool whole, chunks of singletons and random chunks, in turn.
+            np.where(j // m % 3 == 0, j * 0.01, np.where(j // m % 3 == 1, -j * 1.0, 0.0))
+            + np.where(j // m % 3 == 2, rng.normal(size=n), 0.0),
         ]
     )
 
@@ -446,6 +451,38 @@ def test_isotonic_solver_across_chunks(n):
     u32 = np.asarray(_isotonic.project(jnp.asarray(y, jnp.float32), jnp.zeros(y.shape), False))
     for i in range(len(y)):
         np.testing.assert_allclose(y[i] - u32[i], _brute_pav(y[i]), atol=2e-5 * (1 + n / 100))
+
+
+def _brute_pav_kl(s, w):
+    """``s − v`` of the decreasing kl isotonic problem by stack pooling (plain Python,
+    float64): a block's value is ``lse(s_B) − lse(w_B)``; ties pool."""
+    blocks = []  # [start, end]
+    for i in range(len(s)):
+        b = [i, i + 1]
+        while blocks:
+            p = blocks[-1]
+            vp = logsumexp(s[p[0] : p[1]]) - logsumexp(w[p[0] : p[1]])
+            vb = logsumexp(s[b[0] : b[1]]) - logsumexp(w[b[0] : b[1]])
+            if vp > vb:
+                break
+            b = [blocks.pop()[0], b[1]]
+        blocks.append(b)
+    v = np.concatenate([[logsumexp(s[a:e]) - logsumexp(w[a:e])] * (e - a) for a, e in blocks])
+    return s - v
+
+
+@pytest.mark.parametrize("n", [129, 5 * 128 + 7])
+def test_isotonic_kl_solver_across_chunks(n):
+    # The kl solver on the same rows, with a decreasing w so that chunks pool whole, stay
+    # singletons or mix (each path of the solver), against stack pooling in float64.
+    y = _chunk_repair_rows(n, _isotonic._CHUNK)
+    w = np.linspace(1.0, -1.0, n)
+    with jax.enable_x64(True):
+        u = np.asarray(
+            _isotonic.project(jnp.asarray(y), jnp.broadcast_to(jnp.asarray(w), y.shape), True)
+        )
+    for i in range(len(y)):
+        np.testing.assert_allclose(u[i], _brute_pav_kl(y[i], w), rtol=1e-10, atol=1e-10)
 
 
 def test_isotonic_kl_pools_across_chunks_with_large_statistics():

@@ -153,10 +153,22 @@ def _solve_chunks(s, w, length, kl: bool):
 
     Returns the block stacks [P, m, 6] (blocks in order, garbage past the count), the
     number of blocks of each chunk [P] and the entries of s as the loop read them [P, m]
-    (see ``_blocks_2d``)."""
+    (see ``_blocks_2d``).
+
+    Two kinds of chunk are solved without the loop, from the comparisons of adjacent
+    entries (those the loop makes first): a chunk in which no entry pools with the next
+    is its own solution, entry by entry; one in which every entry pools with the next
+    (values non-decreasing) is one block, their union. Only the other chunks step: the
+    loop leaves the solved ones as they are, and runs not at all when there are none
+    (soft sorts, and the ranks of dense inputs, are of these two kinds)."""
     p, m = s.shape
     lanes = jnp.arange(p, dtype=jnp.int32)
-    ones = jnp.ones((p,), jnp.int32)
+    records = _record(s, w)
+    inside = jnp.arange(1, m, dtype=jnp.int32)[None, :] < length[:, None]
+    pairs = _leq(records[:, :-1], records[:, 1:], kl)
+    down = ~jnp.any(pairs & inside, axis=1)
+    up = ~down & jnp.all(pairs | ~inside, axis=1)
+    mixed = ~down & ~up
 
     def body(carry):
         stack, seen, cur, top, nxt, _ = carry
@@ -181,10 +193,16 @@ def _solve_chunks(s, w, length, kl: bool):
         nxt = nxt + push.astype(nxt.dtype)
         return stack, seen, cur, top, nxt, jnp.any(merged | (nxt < length))
 
-    stack = jnp.zeros((p, m, 6), s.dtype)
-    first = _record(s[:, 0], w[:, 0])
-    seen = jnp.zeros((p, m), s.dtype).at[:, 0].set(first[:, _A])
-    init = (stack, seen, first, ones, ones, jnp.asarray(m > 1))
+    # The solved chunks enter as finished states, on which a step changes nothing: the
+    # singletons, the last on top (it does not pool with the one below), or their union
+    # alone, with nothing left to push. The others start from their first entry.
+    last = records[lanes, length - 1]
+    # (The union only where a chunk needs it: the tree costs about 6 ms on [8, 10⁵].)
+    union = lax.cond(jnp.any(up), lambda: _union(records, length, kl), lambda: records[:, 0])
+    cur = jnp.where(down[:, None], last, jnp.where(up[:, None], union, records[:, 0]))
+    top = jnp.where(down, length, 1)
+    nxt = jnp.where(mixed, 1, length)
+    init = (records, s, cur, top, nxt, jnp.any(mixed))
     stack, seen, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
     return stack.at[lanes, top - 1].set(cur), top, seen
 
@@ -294,7 +312,8 @@ def _join_chunks(chunks, nbc, kl: bool):
 
     ``chunks`` [R, (c + 1)·m, 6] holds chunk j < c's blocks at ``[j·m, j·m + nbc[:, j])``
     (the last m slots are room for reading past the last chunk).
-    Returns the block stack of each row [R, c·m, 6] and its block count [R]."""
+    Returns the blocks of each row [R, c·m, 6], in order at the slots flagged in the
+    mask [R, c·m] (garbage at the others)."""
     r, cm, k = chunks.shape
     c = nbc.shape[1]
     m = cm // (c + 1)
@@ -348,11 +367,42 @@ def _join_chunks(chunks, nbc, kl: bool):
         head = jnp.where(done, 0, head)
         return stack, cur, top, ci, head, jnp.any(viol | absorb | (ci < c))
 
+    # Rows solved without the loop, from the seams (a chunk's last block and the next
+    # chunk's first): where none pools, the chunks' solutions side by side; where every
+    # chunk is one block and every seam pools (values non-decreasing), their union. The
+    # loop walks the other rows only (and runs not at all when there are none); the
+    # solved ones enter as finished, with no chunk left.
+    slot = jnp.arange(cm, dtype=jnp.int32)
+    firsts = chunks[:, 0:cm:m]
+    lasts = chunks[rows[:, None], slot[::m][None, :] + nbc - 1]
+    seams = _leq(lasts[:, :-1], firsts[:, 1:], kl)
+    down = ~jnp.any(seams, axis=1)
+    up = ~down & jnp.all(seams, axis=1) & jnp.all(nbc == 1, axis=1)
+    mixed = ~down & ~up
     zeros = jnp.zeros((r,), jnp.int32)
-    init = (stack, cur, top, zeros + 1, zeros, jnp.asarray(c > 1))
+    init = (stack, cur, top, jnp.where(mixed, 1, c), zeros, jnp.any(mixed))
     stack, cur, top, _, _, _ = lax.while_loop(lambda s: s[-1], body, init)
     # (Set in place, then slice: the slice fuses into the expansion that reads it.)
-    return stack.at[rows, q + top - 1].set(cur)[:, q : q + cm], top
+    joined = stack.at[rows, q + top - 1].set(cur)[:, q : q + cm]
+    # (Behind a cond, a buffer: fused into the readers of ``joined``, the tree would be
+    # computed again for each of their entries.)
+    union = lax.cond(
+        jnp.any(up), lambda: _union(firsts, jnp.full((r,), c, jnp.int32), kl), lambda: firsts[:, 0]
+    )
+    joined = jnp.where((up[:, None] & (slot == 0)[None, :])[..., None], union[:, None], joined)
+    out = jnp.where(down[:, None, None], chunks[:, :cm], joined)
+    valid = jnp.where(
+        down[:, None],
+        (slot % m)[None, :] < jnp.repeat(nbc, m, axis=1, total_repeat_length=cm),
+        slot[None, :] < jnp.where(up, 1, top)[:, None],
+    )
+    return out, valid
+
+
+def _scan(op, x):
+    """Inclusive scan of ``op`` along the last axis (XLA's CPU ``cumsum`` and ``cummax``
+    are reduce-windows, about 3× slower on [8, 10⁵])."""
+    return lax.associative_scan(op, x, axis=x.ndim - 1)
 
 
 @functools.partial(jax.jit, static_argnames="kl")
@@ -373,18 +423,16 @@ def _blocks_2d(s, w, kl: bool):
         jnp.tile(length, r),
         kl,
     )
-    stack, nb = _join_chunks(chunks.reshape(r, (c + 1) * m, 6), nbc.reshape(r, c + 1)[:, :c], kl)
-    # Expand the blocks of each row to its entries.
-    k = jnp.arange(stack.shape[1], dtype=jnp.int32)[None, :]
-    valid = k < nb[:, None]
+    stack, valid = _join_chunks(chunks.reshape(r, (c + 1) * m, 6), nbc.reshape(r, c + 1)[:, :c], kl)
+    # Expand the blocks of each row to its entries: each block's slot is written at its
+    # first entry and carried forward; the block index (bid) counts the blocks before.
+    rows = jnp.arange(r, dtype=jnp.int32)[:, None]
+    slot = jnp.arange(stack.shape[1], dtype=jnp.int32)[None, :]
     cnt = jnp.where(valid, stack[..., _CNT], 0).astype(jnp.int32)
-    starts = jnp.where(valid, jnp.cumsum(cnt, axis=1) - cnt, n)
-    flags = (
-        jnp.zeros((r, n), jnp.int32)
-        .at[jnp.arange(r, dtype=jnp.int32)[:, None], starts]
-        .add(1, mode="drop")
-    )
-    bid = jnp.cumsum(flags, axis=1) - 1
+    starts = jnp.where(valid, _scan(jnp.add, cnt) - cnt, n)
+    first = jnp.zeros((r, n), jnp.int32).at[rows, starts].set(slot + 1, mode="drop")
+    of_entry = _scan(jnp.maximum, first) - 1
+    bid = _scan(jnp.add, (first > 0).astype(jnp.int32)) - 1
     # Per block: the anchor, the offset of the value from it, then for l2 the count, for
     # kl the statistics of s (from the anchor) and of w, which shift the block softmaxes.
     fields = [stack[..., _A], _offset(stack, kl)]
@@ -392,16 +440,18 @@ def _blocks_2d(s, w, kl: bool):
         fields += [stack[..., _S_HI] + stack[..., _S_LO], stack[..., _W_HI] + stack[..., _W_LO]]
     else:
         fields += [stack[..., _CNT]]
-    per_entry = jnp.take_along_axis(jnp.stack(fields, axis=-1), bid[..., None], axis=1)
+    per_entry = jnp.take_along_axis(jnp.stack(fields, axis=-1), of_entry[..., None], axis=1)
     anchor, offset, *stats = (per_entry[..., i] for i in range(len(fields)))
     # u = (s − anchor) − offset, from the entries of s that the solver read (a loop
-    # output, so one buffer): XLA may compute s again in each fusion that uses it, and
-    # where s is a product (``ρ / ε`` becomes ``ρ · (1 / ε)``) fused into ``s − anchor``
-    # the two may be contracted into a fused multiply-add, which subtracts the exact
-    # product instead of the rounded s that gave the anchor: off by up to an ulp of s,
-    # the whole output when s is large. ``s − anchor`` is exact for the entries near
-    # their anchor (the gaps within a block are of the size of w), so that u keeps the
-    # precision of w however large s is: tied entries of 10³⁰ get the block mean of w.
+    # output, so one buffer; the loop's initial value where it does not step): XLA may
+    # compute s again in each fusion that uses it, and where s is a product (``ρ / ε``
+    # becomes ``ρ · (1 / ε)``) fused into ``s − anchor`` the two may be contracted into a
+    # fused multiply-add, which subtracts the exact product instead of the rounded s
+    # that gave the anchor: off by up to an ulp of s, the whole output when s is large.
+    # ``s − anchor`` is exact for the entries near their anchor (the gaps within a block
+    # are of the size of w), so that u keeps the precision of w however large s is:
+    # tied entries of 10³⁰ get the block mean of w. (``lax.optimization_barrier`` does
+    # not keep XLA's CPU from fusing.)
     seen = seen.reshape(r, (c + 1) * m)[:, :n]
     u = (seen - anchor) - offset
     return (bid, u, anchor, *stats) if kl else (bid, u, *stats)
