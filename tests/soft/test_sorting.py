@@ -485,6 +485,41 @@ def test_isotonic_kl_solver_across_chunks(n):
         np.testing.assert_allclose(u[i], _brute_pav_kl(y[i], w), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("kl", [False, True])
+def test_isotonic_rows_solved_directly_match_the_loops(kl):
+    # Rows of singletons and rows of one block are solved without the loops when the
+    # whole batch is of these two kinds; a mixed row in the batch sends every row
+    # through the loops. Both ways give the rows' values and derivatives (against stack
+    # pooling in float64 for the values).
+    n = 5 * _isotonic._CHUNK + 7
+    j = np.arange(n, dtype=np.float64)
+    trivial = np.stack([-j, j * 0.01, -3.0 * j + 1e3, np.full(n, 2.0)])
+    mixed = np.sin(j / 7.0) * 3 - j * 1e-3
+    w = np.linspace(1.0, -1.0, n) if kl else np.zeros(n)
+    with jax.enable_x64(True):
+
+        def solve(y):
+            y = jnp.asarray(y)
+            return _isotonic.project(y, jnp.broadcast_to(jnp.asarray(w), y.shape), kl)
+
+        alone = np.asarray(solve(trivial))
+        together = np.asarray(solve(np.concatenate([trivial, mixed[None]])))
+        t = jnp.asarray(np.cos(np.arange(trivial.size)).reshape(trivial.shape))
+        jvp_alone = np.asarray(jax.jvp(solve, (jnp.asarray(trivial),), (t,))[1])
+        jvp_together = np.asarray(
+            jax.jvp(
+                solve,
+                (jnp.asarray(np.concatenate([trivial, mixed[None]])),),
+                (jnp.concatenate([t, jnp.zeros((1, n))]),),
+            )[1]
+        )
+    np.testing.assert_allclose(alone, together[:-1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jvp_alone, jvp_together[:-1], rtol=1e-12, atol=1e-12)
+    for i in range(len(trivial)):
+        want = _brute_pav_kl(trivial[i], w) if kl else trivial[i] - _brute_pav(trivial[i])
+        np.testing.assert_allclose(alone[i], want, rtol=1e-10, atol=1e-10)
+
+
 def test_isotonic_kl_pools_across_chunks_with_large_statistics():
     # Regression: the last entry starts a new chunk and pools with the one before it;
     # stale stack slots next to it hold statistics whose exp overflows float32 (the
