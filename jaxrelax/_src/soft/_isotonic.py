@@ -43,11 +43,12 @@ solution, and a row whose chunks are single blocks that all pool is one block. S
 sorts (``ρ / ε`` against the sorted input) are rows of singletons, and soft ranks of
 inputs denser than ``ε`` rows of one block; when every row is one of these two, neither
 loop steps and the outputs are formed from the rows directly, without expanding blocks
-to entries. Otherwise the other rows step through both phases (their chunks of these
-two kinds enter the first as finished). On [8, 10⁵] float32 rows of standard normal
-input the solver costs 0.09× (sort, ``ε = 1``) and 0.11× (rank, ``ε = 1``) a
-``jnp.sort`` of the same array, against about 0.5× when every row stepped; rows that
-mix pooled and unpooled stretches (ranks at ``ε = 10⁻³``) cost 0.46×.
+to entries. Otherwise the other rows step through both phases, and in the first only
+the chunks of neither kind step (gathered, a quarter of the lanes at a time). On
+[8, 10⁵] float32 rows of standard normal input the solver costs 0.09× (sort,
+``ε = 1``), 0.10× (rank, ``ε = 1``), 0.15× (rank, ``ε = 0.1``) and 0.3× (rank,
+``ε = 10⁻³``) a ``jnp.sort`` of the same array, against about 0.5× when every chunk
+stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
 Keeping the batch inside the loops (and never ``vmap``-ing a loop) matters: ``vmap``
 over a ``while_loop`` turns each O(1) stack step into an O(n) select over the carried
@@ -159,28 +160,12 @@ def _record(s, w):
     return jnp.stack([s, zero, zero, w, zero, jnp.ones_like(s)], axis=-1)
 
 
-def _solve_chunks(s, w, length, kl: bool):
-    """Stack PAV on every chunk at once: entries s, w [P, m], ``length`` [P] >= 1.
-
-    Returns the block stacks [P, m, 6] (blocks in order, garbage past the count), the
-    number of blocks of each chunk [P] and the entries of s as the loop read them [P, m]
-    (see ``_blocks_2d``).
-
-    Two kinds of chunk are solved without the loop, from the comparisons of adjacent
-    entries (those the loop makes first): a chunk in which no entry pools with the next
-    is its own solution, entry by entry; one in which every entry pools with the next
-    (values non-decreasing) is one block, their union. Only the other chunks step: the
-    loop leaves the solved ones as they are, and runs not at all when there are none
-    (soft sorts, and the ranks of dense inputs, are of these two kinds)."""
+def _stack_pav(s, w, length, state, kl: bool):
+    """The stack PAV loop of ``_solve_chunks`` on lanes s, w [L, m], from ``state`` =
+    ``(stack [L, m, 6], seen [L, m], cur [L, 6], top [L], nxt [L])``; returns the same
+    state where no lane has anything left to pool or push."""
     p, m = s.shape
     lanes = jnp.arange(p, dtype=jnp.int32)
-    records = _record(s, w)
-    inside = jnp.arange(1, m, dtype=jnp.int32)[None, :] < length[:, None]
-    # ``_leq`` of adjacent singletons, whose offsets are ``−w``.
-    pairs = (s[:, :-1] - s[:, 1:]) - w[:, :-1] <= -w[:, 1:]
-    down = ~jnp.any(pairs & inside, axis=1)
-    up = ~down & jnp.all(pairs | ~inside, axis=1)
-    mixed = ~down & ~up
 
     def body(carry):
         stack, seen, cur, top, nxt, _ = carry
@@ -205,17 +190,62 @@ def _solve_chunks(s, w, length, kl: bool):
         nxt = nxt + push.astype(nxt.dtype)
         return stack, seen, cur, top, nxt, jnp.any(merged | (nxt < length))
 
+    init = (*state, jnp.any(state[-1] < length))
+    return lax.while_loop(lambda c: c[-1], body, init)[:-1]
+
+
+def _solve_chunks(s, w, length, kl: bool):
+    """Stack PAV on every chunk at once: entries s, w [P, m], ``length`` [P] >= 1.
+
+    Returns the block stacks [P, m, 6] (blocks in order, garbage past the count), the
+    number of blocks of each chunk [P] and the entries of s as the loop read them [P, m]
+    (see ``_blocks_2d``).
+
+    Two kinds of chunk are solved without the loop, from the comparisons of adjacent
+    entries (those the loop makes first): a chunk in which no entry pools with the next
+    is its own solution, entry by entry; one in which every entry pools with the next
+    (values non-decreasing) is one block, their union. Only the other chunks step, and
+    the loop runs on them alone: its steps cost in proportion to the lanes it carries,
+    and a few chunks with a stretch of each kind (the tails of soft ranks, a row with
+    one wide gap) would otherwise make every chunk walk up to ``2·_CHUNK`` steps."""
+    p, m = s.shape
+    lanes = jnp.arange(p, dtype=jnp.int32)
+    records = _record(s, w)
+    inside = jnp.arange(1, m, dtype=jnp.int32)[None, :] < length[:, None]
+    # ``_leq`` of adjacent singletons, whose offsets are ``−w``.
+    pairs = (s[:, :-1] - s[:, 1:]) - w[:, :-1] <= -w[:, 1:]
+    down = ~jnp.any(pairs & inside, axis=1)
+    up = ~down & jnp.all(pairs | ~inside, axis=1)
+    mixed = ~down & ~up
     # The solved chunks enter as finished states, on which a step changes nothing: the
     # singletons, the last on top (it does not pool with the one below), or their union
     # alone, with nothing left to push. The others start from their first entry.
     last = records[lanes, length - 1]
-    # (The union only where a chunk needs it: the tree costs about 6 ms on [8, 10⁵].)
+    # (The union only where a chunk needs it.)
     union = lax.cond(jnp.any(up), lambda: _reduce_union(records, length, kl), lambda: records[:, 0])
     cur = jnp.where(down[:, None], last, jnp.where(up[:, None], union, records[:, 0]))
     top = jnp.where(down, length, 1)
     nxt = jnp.where(mixed, 1, length)
-    init = (records, s, cur, top, nxt, jnp.any(mixed))
-    stack, seen, cur, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
+    # The loop runs on the mixed chunks alone, a quarter of the lanes at a time (one
+    # group where they are few; four where every chunk is mixed, each step then costing
+    # about as much as on all the lanes).
+    group = -(-p // 4)
+    order = jnp.nonzero(mixed, size=p, fill_value=p)[0]
+
+    def step(carry):
+        g, state = carry
+        pick = lax.dynamic_slice_in_dim(order, g * group, group)
+        # (Past the mixed chunks: copies of the last chunk, whose writes are dropped.)
+        take = jnp.minimum(pick, p - 1)
+        sub = _stack_pav(s[take], w[take], length[take], [x[take] for x in state], kl)
+        state = tuple(x.at[pick].set(y, mode="drop") for x, y in zip(state, sub))
+        return g + 1, state
+
+    count = jnp.sum(mixed, dtype=jnp.int32)
+    order = jnp.pad(order, (0, 4 * group - p), constant_values=p)
+    _, (stack, seen, cur, top, _) = lax.while_loop(
+        lambda c: c[0] * group < count, step, (jnp.int32(0), (records, s, cur, top, nxt))
+    )
     return stack.at[lanes, top - 1].set(cur), top, seen
 
 
