@@ -31,7 +31,7 @@ depends on the row count for its program size:
    run of blocks below it that violate in turn, or pools into it the run of the current
    chunk's next blocks that violate in turn (runs of up to ``_RUN`` blocks, found with
    prefix sums, or running log-sum-exps, over a window, measured from the top block's
-   anchor, and merged by a tree of compensated sums), or, when
+   anchor, and merged by one reduction of compensated sums), or, when
    neither violates, copies the rest of the chunk onto the stack in one slice. A row
    walks about ``n / _CHUNK`` steps, fewer where it pools runs of blocks.
 
@@ -222,7 +222,7 @@ def _solve_chunks(s, w, length, kl: bool):
     # alone, with nothing left to push. The others start from their first entry.
     last = records[lanes, length - 1]
     # (The union only where a chunk needs it.)
-    union = lax.cond(jnp.any(up), lambda: _reduce_union(records, length, kl), lambda: records[:, 0])
+    union = lax.cond(jnp.any(up), lambda: _union(records, length, kl), lambda: records[:, 0])
     cur = jnp.where(down[:, None], last, jnp.where(up[:, None], union, records[:, 0]))
     top = jnp.where(down, length, 1)
     nxt = jnp.where(mixed, 1, length)
@@ -336,23 +336,11 @@ def _run_length(cur, win, valid, cur_left, kl: bool):
 
 
 def _union(win, count, kl: bool):
-    """The record of the union of the first ``count`` [R] blocks of ``win`` [R, m, 6]
-    (a pairwise tree of compensated merges; garbage where ``count`` is 0)."""
-    m = win.shape[1]
-    size = 1 << (m - 1).bit_length()
-    x = jnp.pad(win, ((0, 0), (0, size - m), (0, 0)))
-    valid = jnp.arange(size, dtype=jnp.int32)[None, :] < count[:, None]
-    while x.shape[1] > 1:
-        a, b = x[:, 0::2], x[:, 1::2]
-        x = jnp.where(valid[:, 1::2, None], _merge(a, b, kl), a)
-        valid = valid[:, 0::2]
-    return x[:, 0]
-
-
-def _reduce_union(win, count, kl: bool):
-    """``_union`` as one reduction (a small program to compile, where the tree is one
-    per level): the statistics of every block are moved to the first block's anchor
-    and added up (l2) or log-sum-exp'ed (kl) as compensated sums."""
+    """The record of the union of the first ``count`` [R] blocks of ``win`` [R, m, 6],
+    anchored at the first's anchor (garbage where ``count`` is 0): the statistics of
+    every block are moved to that anchor and added up (l2) or log-sum-exp'ed (kl) as
+    compensated sums, in one reduction (a pairwise tree of merges compiles to a program
+    per level, and was slower)."""
     valid = jnp.arange(win.shape[1], dtype=jnp.int32)[None, :] < count[:, None]
     anchor = win[:, 0, _A]
     d = win[..., _A] - anchor[:, None]
@@ -465,7 +453,7 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     # computed again for each of their entries.)
     union = lax.cond(
         jnp.any(up),
-        lambda: _reduce_union(firsts, jnp.full((r,), c, jnp.int32), kl),
+        lambda: _union(firsts, jnp.full((r,), c, jnp.int32), kl),
         lambda: firsts[:, 0],
     )
     # The rows of one block: their union on top of the stack.
