@@ -212,7 +212,11 @@ def _solve_chunks(s, w, length, kl: bool):
     lanes = jnp.arange(p, dtype=jnp.int32)
     records = _record(s, w)
     inside = jnp.arange(1, m, dtype=jnp.int32)[None, :] < length[:, None]
-    # ``_leq`` of adjacent singletons, whose offsets are ``−w``.
+    # ``_leq`` of adjacent singletons, whose offsets are ``−w``. (Where s is a product
+    # computed in the same program, XLA may contract ``s_i − s_{i+1}`` into a fused
+    # multiply-add here, unlike in the loop, which reads s from its operand: an exact
+    # tie could then be seen as a gap of an ulp. The callers' inputs that can tie reach
+    # the solver through the sorting gather, a buffer of its own.)
     pairs = (s[:, :-1] - s[:, 1:]) - w[:, :-1] <= -w[:, 1:]
     down = ~jnp.any(pairs & inside, axis=1)
     up = ~down & jnp.all(pairs | ~inside, axis=1)
