@@ -217,3 +217,59 @@ def test_scoped_x64_is_safe_under_transformations():
         np.testing.assert_array_equal(out, ref, err_msg=name)
         assert not jax.config.read("jax_enable_x64"), name
     assert jnp.arange(3).dtype == jnp.int32  # nothing leaked into the caller's scope
+
+
+# (shape, k): both sides of the selection rule (lax.top_k below ``6·k < n`` or
+# ``n < 128``, the first k of the fast argsort above), k = 1 and k = n.
+TOP_K = [((7, 33), 1), ((7, 33), 5), ((7, 33), 33), ((3, 300), 20), ((3, 300), 50), ((2, 200), 200)]
+
+
+@pytest.mark.parametrize("dtype", FLOATS + [jnp.int32, jnp.bool_], ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("shape, k", TOP_K)
+def test_top_k_indices_are_the_first_k_of_the_descending_argsort(dtype, shape, k):
+    # Reference: NumPy's stable descending order (NaNs first, -0.0 == +0.0, ties in index
+    # order), which lax.top_k alone does not follow for -0.0 and negative NaNs.
+    x = _inputs(shape, dtype) if dtype in FLOATS else _inputs(shape, jnp.float32).astype(dtype)
+    idx = _numerics.top_k_indices(x, k)
+    assert idx.dtype == jnp.int32 and idx.shape == (*shape[:-1], k)
+    np.testing.assert_array_equal(idx, _np_argsort(x, -1, True)[..., :k])
+    np.testing.assert_array_equal(jax.jit(_numerics.top_k_indices, static_argnums=1)(x, k), idx)
+    np.testing.assert_array_equal(jax.vmap(lambda r: _numerics.top_k_indices(r, k))(x), idx)
+
+
+def test_top_k_indices_select_by_size():
+    # Small k: XLA's partial selection (no sort); a large part of a long row: one packed
+    # integer sort (see _numerics._TOP_K_BY_SORT for the measurements behind the rule).
+    def hlo(shape, k):
+        fn = jax.jit(_numerics.top_k_indices, static_argnums=1)
+        return fn.lower(jnp.ones(shape), k).compile().as_text()
+
+    small = hlo((4, 1000), 10)
+    assert not _packed_sorts(small) and re.search(r"(?i)topk", small)
+    assert len(_packed_sorts(hlo((4, 1000), 200))) == 1
+    assert not _packed_sorts(hlo((4, 64), 32))  # short rows: lax.top_k at every k
+
+
+def test_the_fast_sort_is_the_only_sort_in_src():
+    # Every sort and selection in the package goes through _numerics (sort, argsort,
+    # top_k_indices): a direct call would pay XLA's slow float comparator on CPU.
+    import ast
+    import pathlib
+
+    import jaxrelax
+
+    banned = {"sort", "argsort", "lexsort", "partition", "argpartition", "top_k", "sort_key_val"}
+    src = pathlib.Path(jaxrelax.__file__).parent / "_src"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "_numerics.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in banned
+                and isinstance(node.value, (ast.Name, ast.Attribute))
+                and ast.unparse(node.value) in {"jnp", "lax", "jax.lax", "jax.numpy"}
+            ):
+                found.append(f"{path.relative_to(src)}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found

@@ -18,7 +18,9 @@ subpackage uses.
 * `hungarian` — the exact linear assignment (``optax.assignment``) with ``-inf``
   scores as forbidden pairs, for ``jr.st.assignment`` and hard Gumbel-Sinkhorn;
 * `sort` / `argsort` — ``jnp.sort`` / stable ``jnp.argsort`` (same order, bits
-  and gradient), on CPU as one sort of order-preserving integer keys (~5x faster).
+  and gradient), on CPU as one sort of order-preserving integer keys (~5x faster);
+  `top_k_indices` — the first ``k`` of the descending `argsort`, by ``lax.top_k``'s
+  partial selection where that is faster.
 
 Functions here do no input checking (that is ``_checks.py``); they take arrays already in
 the compute dtype.
@@ -53,6 +55,7 @@ __all__ = [
     "softmax",
     "sort",
     "straight_through",
+    "top_k_indices",
 ]
 
 sg = jax.lax.stop_gradient
@@ -465,3 +468,51 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
 
     out = lax.platform_dependent(xl, cpu=cpu, default=portable)
     return jnp.moveaxis(out, -1, axis)
+
+
+#: `top_k_indices` takes the first k of the fast `argsort` on CPU where ``6·k >= n`` and
+#: ``n >= 128``, ``lax.top_k``'s partial selection below. Measured (float32, time of
+#: ``lax.top_k`` over the fast argsort, jax 0.10.2, 2 cores): [256, 1024]: 0.26 at
+#: k = n/32, 1.11 at n/8, 1.16 at n/6, 1.58 at n/4; [8, 10⁵]: 0.39, 1.12, 1.35, 2.47;
+#: [4096, 64]: 0.22, 0.90, 0.79, 1.22; [64, 16]: below 0.6 at every k.
+_TOP_K_BY_SORT = (6, 128)
+
+
+def top_k_indices(x: jax.Array, k: int) -> jax.Array:
+    """The indices of the ``k`` largest entries along the last axis, largest first:
+    ``argsort(x, descending=True)[..., :k]``, the same order (ties in index order, NaNs
+    first, ``-0.0`` tied with ``+0.0``).
+
+    ``lax.top_k`` selects without sorting the rest, several times faster than a sort
+    for small ``k``; its order is made `argsort`'s by giving it keys where ``-0.0`` is
+    ``+0.0`` and every NaN one positive NaN (``lax.top_k`` alone puts ``+0.0`` above
+    ``-0.0`` and a negative NaN last). On CPU, where ``k`` is a large part of the row,
+    the fast `argsort` is faster (see ``_TOP_K_BY_SORT``).
+
+    Args:
+      x: [..., n] keys, ``1 <= k <= n`` (no gradient flows through indices).
+      k: how many (static).
+
+    Returns:
+      ``int32`` indices [..., k].
+
+    Examples:
+      >>> top_k_indices(jnp.array([2.0, jnp.nan, -0.0, 1.0, 0.0]), 3)
+      Array([1, 0, 3], dtype=int32)
+    """
+    x = sg(x)
+    n = x.shape[-1]
+    ratio, min_n = _TOP_K_BY_SORT
+
+    def select(v):
+        if jnp.issubdtype(v.dtype, jnp.floating):
+            v = jnp.where(v == 0, jnp.zeros_like(v), v)
+            v = jnp.where(jnp.isnan(v), jnp.full_like(v, jnp.nan), v)
+        return lax.top_k(v, k)[1].astype(jnp.int32)
+
+    if ratio * k < n or n < min_n:
+        return select(x)
+    return lax.platform_dependent(
+        x, cpu=lambda v: _argsort_cpu(v, True)[..., :k], default=select
+    )
+

@@ -192,7 +192,7 @@ def unordered_set(
         if n == num_states:
             idx = jnp.arange(num_states)
         else:
-            _, idx = jax.lax.top_k(d.perturb(_numerics.sg(logits), key), n)  # Gumbel-top-k
+            idx = _numerics.top_k_indices(d.perturb(_numerics.sg(logits), key), n)  # Gumbel-top-k
         log_ps = log_p[idx]
         valid = ~jnp.isneginf(log_ps)
         xs = jax.nn.one_hot(idx, num_states, dtype=dtype)

@@ -43,7 +43,7 @@ def _perturbed(p: Params, g: jax.Array) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=1)
 def _k_hot(scores: jax.Array, k: int) -> jax.Array:
     """Exact k-hot mask of the ``k`` largest entries of the last axis (``-inf`` never set)."""
-    _, idx = jax.lax.top_k(_numerics.sg(scores), k)
+    idx = _numerics.top_k_indices(scores, k)
     mask = jnp.put_along_axis(jnp.zeros(scores.shape, bool), idx, True, axis=-1, inplace=False)
     return (mask & (scores > -jnp.inf)).astype(scores.dtype)
 
@@ -116,7 +116,7 @@ def _subset_log_prob(p: Params, x: jax.Array, k: int) -> jax.Array:
     )
     a = phi - _numerics.finite_max(phi, -1)  # exact shift: P(S) is shift-invariant
     # Slots: the selected entries first (top_k of a 0/1 mask), then padding.
-    _, idx = jax.lax.top_k(_numerics.sg(jnp.where(sel, 1.0, 0.0)), k)
+    idx = _numerics.top_k_indices(sel, k)
     a_sel = jnp.take_along_axis(a, idx, axis=-1)  # [..., k]
     active = (jnp.arange(k) < m[..., None]) & jnp.isfinite(a_sel)
     a_safe = jnp.where(active, a_sel, 0.0)
