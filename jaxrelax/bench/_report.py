@@ -218,6 +218,19 @@ def time_interleaved(
     return out
 
 
+def first_call_seconds(fns: Mapping[str, Callable[[], Any]]) -> dict[str, float]:
+    """Seconds of the first call of each of ``fns`` (for a jitted program not yet run at
+    these shapes: trace, lower, compile and one run), called in order."""
+    import jax
+
+    out = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        out[name] = time.perf_counter() - t0
+    return out
+
+
 def best(seconds: np.ndarray) -> float:
     """Best (smallest) of the per-round times of ``time_interleaved``."""
     return float(np.min(seconds))

@@ -170,13 +170,16 @@ def test_json_schema(tiny_run):
         (op, floor, list(shape)) for shape in cfg.shapes for op, floor in ops.OPS
     ]
     for r in ops_rec["results"]:
-        figs = [r[k] for k in ("ratio", "ratio_q25", "ratio_q75", "seconds", "floor_seconds")]
+        keys = ("ratio", "ratio_q25", "ratio_q75", "seconds", "floor_seconds", "first_call_seconds")
+        figs = [r[k] for k in keys]
         assert all(np.isfinite(v) and v > 0 for v in figs), r
         assert r["ratio"] == pytest.approx(r["seconds"] / r["floor_seconds"])
     assert [r["n"] for r in ops_rec["sort_sizes"]] == list(cfg.sort_sizes)
     for r in ops_rec["sort_sizes"]:
         assert set(r["ratio"]) == set(r["seconds"]) == set(ops.SORT_PROGRAMS)
+        assert set(r["first_call_seconds"]) == set(ops.SORT_PROGRAMS)
         figs = [r["jnp_sort_seconds"], *r["ratio"].values(), *r["seconds"].values()]
+        figs += list(r["first_call_seconds"].values())
         assert all(np.isfinite(v) and v > 0 for v in figs), r
         for p in ops.SORT_PROGRAMS:
             assert r["ratio"][p] == pytest.approx(r["seconds"][p] / r["jnp_sort_seconds"])
@@ -349,6 +352,7 @@ def test_ops_tables_growth_lines():
         {"n": n, "jnp_sort_seconds": b, "seconds": s_, "ratio": {k: v / b for k, v in s_.items()}}
         for n, b, s_ in zip((100, 1000), (1e-3, 1e-2), secs)
     ]
+    sweep[1]["first_call_seconds"] = {"sort": 1.5, "rank": 1.25, "quantile": 1.75}
     row = {
         "op": "soft.sort",
         "floor": "jnp.sort",
@@ -358,13 +362,26 @@ def test_ops_tables_growth_lines():
         "ratio_q75": 3.0,
         "seconds": 5e-5,
         "floor_seconds": 2e-5,
+        "first_call_seconds": 0.5,
     }
     text = "\n".join(ops.tables({"config": cfg, "results": [row], "sort_sizes": sweep}))
     assert "growth n=100 -> 1000: sort fwd+bwd 15.0x, rank fwd+bwd 20.0x, jnp.sort 10.0x" in text
     lines = [ln.split() for ln in text.splitlines()]
-    assert ["100", "1.00", "2.00", "2.00", "2.00", "2.00", "2.00"] in lines  # + quantile
-    assert ["1000", "10.00", "3.00", "4.00", "3.00", "3.00", "3.00"] in lines
-    assert ["soft.sort", "4x8", "jnp.sort", "2.50", "50.0", "20.0"] in lines
+    # + quantile, then the first calls ("-" where the record has none)
+    assert ["100", "1.00", "2.00", "2.00", "2.00", "2.00", "2.00", "-", "-", "-"] in lines
+    assert [
+        "1000",
+        "10.00",
+        "3.00",
+        "4.00",
+        "3.00",
+        "3.00",
+        "3.00",
+        "1.50",
+        "1.25",
+        "1.75",
+    ] in lines
+    assert ["soft.sort", "4x8", "jnp.sort", "2.50", "50.0", "20.0", "0.50"] in lines
 
 
 @pytest.mark.bench
