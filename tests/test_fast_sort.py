@@ -248,6 +248,11 @@ def test_top_k_indices_select_by_size():
     assert not _packed_sorts(small) and re.search(r"(?i)topk", small)
     assert len(_packed_sorts(hlo((4, 1000), 200))) == 1
     assert not _packed_sorts(hlo((4, 64), 32))  # short rows: lax.top_k at every k
+    # GPU / TPU: lax.top_k at every k (lowered for that platform here; no device needed).
+    for platform in ("cuda", "tpu"):
+        fn = jax.jit(_numerics.top_k_indices, static_argnums=1)
+        text = fn.trace(jnp.ones((4, 1000)), 200).lower(lowering_platforms=(platform,)).as_text()
+        assert "chlo.top_k" in text and "stablehlo.sort" not in text
 
 
 def test_the_fast_sort_is_the_only_sort_in_src():
