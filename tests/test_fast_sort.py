@@ -224,7 +224,7 @@ def test_scoped_x64_is_safe_under_transformations():
 TOP_K = [((7, 33), 1), ((7, 33), 5), ((7, 33), 33), ((3, 300), 20), ((3, 300), 50), ((2, 200), 200)]
 
 
-@pytest.mark.parametrize("dtype", FLOATS + [jnp.int32, jnp.bool_], ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize("dtype", [*FLOATS, jnp.int32, jnp.bool_], ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("shape, k", TOP_K)
 def test_top_k_indices_are_the_first_k_of_the_descending_argsort(dtype, shape, k):
     # Reference: NumPy's stable descending order (NaNs first, -0.0 == +0.0, ties in index

@@ -512,7 +512,4 @@ def top_k_indices(x: jax.Array, k: int) -> jax.Array:
 
     if ratio * k < n or n < min_n:
         return select(x)
-    return lax.platform_dependent(
-        x, cpu=lambda v: _argsort_cpu(v, True)[..., :k], default=select
-    )
-
+    return lax.platform_dependent(x, cpu=lambda v: _argsort_cpu(v, True)[..., :k], default=select)
