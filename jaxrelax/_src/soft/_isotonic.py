@@ -84,6 +84,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxrelax._src import _numerics
@@ -209,7 +210,6 @@ def _solve_chunks(s, w, length, kl: bool):
     and a few chunks with a stretch of each kind (the tails of soft ranks, a row with
     one wide gap) would otherwise make every chunk walk up to ``2·_CHUNK`` steps."""
     p, m = s.shape
-    lanes = jnp.arange(p, dtype=jnp.int32)
     records = _record(s, w)
     inside = jnp.arange(1, m, dtype=jnp.int32)[None, :] < length[:, None]
     # ``_leq`` of adjacent singletons, whose offsets are ``−w``. (Where s is a product
@@ -218,39 +218,50 @@ def _solve_chunks(s, w, length, kl: bool):
     # tie could then be seen as a gap of an ulp. The callers' inputs that can tie reach
     # the solver through the sorting gather, a buffer of its own.)
     pairs = (s[:, :-1] - s[:, 1:]) - w[:, :-1] <= -w[:, 1:]
-    down = ~jnp.any(pairs & inside, axis=1)
-    up = ~down & jnp.all(pairs | ~inside, axis=1)
-    mixed = ~down & ~up
-    # The solved chunks enter as finished states, on which a step changes nothing: the
-    # singletons, the last on top (it does not pool with the one below), or their union
-    # alone, with nothing left to push. The others start from their first entry.
-    last = records[lanes, length - 1]
-    # (The union only where a chunk needs it.)
+    kinds = _or_bits(jnp.where(inside, jnp.where(pairs, 1, 2), 0))  # 1: a pair pools, 2: one not
+    down = (kinds & 1) == 0
+    up = kinds == 1
+    mixed = kinds == 3
+    # The solved chunks are final: the singletons, or their union in the first slot
+    # (computed only where a chunk needs it).
     union = lax.cond(jnp.any(up), lambda: _union(records, length, kl), lambda: records[:, 0])
-    cur = jnp.where(down[:, None], last, jnp.where(up[:, None], union, records[:, 0]))
+    stack = records.at[:, 0].set(jnp.where(up[:, None], union, records[:, 0]))
     top = jnp.where(down, length, 1)
-    nxt = jnp.where(mixed, 1, length)
     # The loop runs on the mixed chunks alone, a quarter of the lanes at a time (one
     # group where they are few; four where every chunk is mixed, each step then costing
-    # about as much as on all the lanes).
+    # about as much as on all the lanes). A group gathers its chunks' entries, starts
+    # from their first, and scatters back what the loop found: the fewer gathers and
+    # scatters, the fewer kernels to compile.
     group = -(-p // 4)
-    order = jnp.nonzero(mixed, size=p, fill_value=p)[0]
+    # The mixed chunks first, in index order (one packed sort; ``jnp.nonzero`` compiles
+    # to about ten kernels), then room for a last group.
+    order = jnp.pad(_numerics.argsort(~mixed), (0, 4 * group - p))
+    count = jnp.sum(mixed, dtype=jnp.int32)
+    sub = jnp.arange(group, dtype=jnp.int32)
+    ones = jnp.ones((group,), jnp.int32)
 
     def step(carry):
-        g, state = carry
-        pick = lax.dynamic_slice_in_dim(order, g * group, group)
-        # (Past the mixed chunks: copies of the last chunk, whose writes are dropped.)
-        take = jnp.minimum(pick, p - 1)
-        sub = _stack_pav(s[take], w[take], length[take], [x[take] for x in state], kl)
-        state = tuple(x.at[pick].set(y, mode="drop") for x, y in zip(state, sub))
-        return g + 1, state
+        g, stack, seen, top = carry
+        take = lax.dynamic_slice_in_dim(order, g * group, group)
+        # (Past the mixed chunks: other chunks, whose writes are dropped.)
+        pick = jnp.where(g * group + sub < count, take, p)
+        s_g, w_g = s[take], w[take]
+        first = _record(s_g[:, 0], w_g[:, 0])
+        state = (_record(s_g, w_g), s_g, first, ones, ones)
+        st, se, cur, tp, _ = _stack_pav(s_g, w_g, length[take], state, kl)
+        found = (st.at[sub, tp - 1].set(cur), se, tp)
+        return g + 1, *(x.at[pick].set(y, mode="drop") for x, y in zip((stack, seen, top), found))
 
-    count = jnp.sum(mixed, dtype=jnp.int32)
-    order = jnp.pad(order, (0, 4 * group - p), constant_values=p)
-    _, (stack, seen, cur, top, _) = lax.while_loop(
-        lambda c: c[0] * group < count, step, (jnp.int32(0), (records, s, cur, top, nxt))
+    _, stack, seen, top = lax.while_loop(
+        lambda c: c[0] * group < count, step, (jnp.int32(0), stack, s, top)
     )
-    return stack.at[lanes, top - 1].set(cur), top, seen
+    return stack, top, seen
+
+
+def _or_bits(flags):
+    """The bitwise or of the integer ``flags`` [R, k] along the last axis: one reduction
+    for what ``any`` and ``all`` would ask of several (each a kernel or two to compile)."""
+    return lax.reduce(flags.astype(jnp.int32), np.int32(0), lax.bitwise_or, (1,))
 
 
 def _row_slices(x, start, size):
@@ -446,8 +457,15 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     firsts = chunks[:, 0:cm:m]
     lasts = chunks[rows[:, None], slot[::m][None, :] + nbc - 1]
     seams = _leq(lasts[:, :-1], firsts[:, 1:], kl)
-    up = jnp.all(seams, axis=1) & jnp.all(nbc == 1, axis=1)
-    single = ~jnp.any(seams, axis=1) & jnp.all(nbc == lengths[None, :], axis=1)
+    # 1: a seam pools, 2: one does not, 4: a chunk of several blocks, 8: a chunk that
+    # pooled entries.
+    flags = jnp.concatenate(
+        [jnp.where(seams, 1, 2), jnp.where(nbc == 1, 0, 4) | jnp.where(nbc == lengths, 0, 8)],
+        axis=1,
+    )
+    kinds = _or_bits(flags)
+    up = (kinds & 6) == 0
+    single = (kinds & 9) == 0
     direct = jnp.all(single | up)
     active = ~up & ~direct
     zeros = jnp.zeros((r,), jnp.int32)
@@ -469,19 +487,29 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
 
 def _counts_before(x):
     """``out[..., j] = sum(x[..., :j])`` along the last axis for integer counts ``x >= 0``
-    summing to less than ``2**24``: in blocks of 128 by a matmul (exact in float32),
-    the blocks' totals by ``cumsum``. (XLA's CPU ``cumsum`` is a reduce-window about 3×
-    slower on [8, 10⁵]; ``lax.associative_scan`` is as fast but takes 0.7 s to compile.)"""
+    summing to less than ``2**24``: in blocks of 128 by a matmul (exact in float32), the
+    blocks' totals by a second matmul where there are at most ``_MATMUL_BLOCKS`` blocks,
+    else by ``cumsum``. (XLA's CPU ``cumsum`` is a reduce-window about 1.4× slower on
+    [8, 10⁵] that compiles to a tree of kernels; ``lax.associative_scan`` takes 0.7 s
+    to compile.)"""
     *lead, n = x.shape
     size = 128
     nb = -(-n // size)
     xb = jnp.pad(x, [(0, 0)] * len(lead) + [(0, nb * size - n)]).astype(jnp.float32)
     xb = xb.reshape(*lead, nb, size)
     inner = _exclusive_prefix(xb)
-    totals = jnp.sum(xb, axis=-1)
-    before = jnp.cumsum(totals, axis=-1) - totals
+    totals = inner[..., -1] + xb[..., -1]
+    if nb <= _MATMUL_BLOCKS:
+        before = _exclusive_prefix(totals)
+    else:
+        before = jnp.cumsum(totals, axis=-1) - totals
     out = (inner + before[..., None]).reshape(*lead, nb * size)[..., :n]
     return out.astype(jnp.int32)
+
+
+#: Most blocks of 128 whose totals `_counts_before` adds up by a matmul (an
+#: [nb, nb] triangle: 4 MB of float32 at this size).
+_MATMUL_BLOCKS = 1024
 
 
 @functools.partial(jax.jit, static_argnames="kl")
