@@ -222,9 +222,10 @@ def _solve_chunks(s, w, length, kl: bool):
     down = (kinds & 1) == 0
     up = kinds == 1
     mixed = kinds == 3
+    count, ups = jnp.sum(jnp.stack([mixed, up]), axis=1, dtype=jnp.int32)  # one reduction
     # The solved chunks are final: the singletons, or their union in the first slot
     # (computed only where a chunk needs it).
-    union = lax.cond(jnp.any(up), lambda: _union(records, length, kl), lambda: records[:, 0])
+    union = lax.cond(ups > 0, lambda: _union(records, length, kl), lambda: records[:, 0])
     stack = records.at[:, 0].set(jnp.where(up[:, None], union, records[:, 0]))
     top = jnp.where(down, length, 1)
     # The loop runs on the mixed chunks alone, a quarter of the lanes at a time (one
@@ -236,7 +237,6 @@ def _solve_chunks(s, w, length, kl: bool):
     # The mixed chunks first, in index order (one packed sort; ``jnp.nonzero`` compiles
     # to about ten kernels), then room for a last group.
     order = jnp.pad(_numerics.argsort(~mixed), (0, 4 * group - p))
-    count = jnp.sum(mixed, dtype=jnp.int32)
     sub = jnp.arange(group, dtype=jnp.int32)
     ones = jnp.ones((group,), jnp.int32)
 
@@ -466,15 +466,16 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     kinds = _or_bits(flags)
     up = (kinds & 6) == 0
     single = (kinds & 9) == 0
-    direct = jnp.all(single | up)
+    ups, plain = jnp.sum(jnp.stack([up, single | up]), axis=1, dtype=jnp.int32)  # one reduction
+    direct = plain == r
     active = ~up & ~direct
     zeros = jnp.zeros((r,), jnp.int32)
-    init = (stack, cur, top, jnp.where(active, 1, c), zeros, jnp.any(active))
+    init = (stack, cur, top, jnp.where(active, 1, c), zeros, ~direct & (ups < r))
     stack, cur, top, _, _, _ = lax.while_loop(lambda s: s[-1], body, init)
     # (Behind a cond, a buffer: fused into the readers of the stack, the union would be
     # computed again for each of their entries.)
     union = lax.cond(
-        jnp.any(up),
+        ups > 0,
         lambda: _union(firsts, jnp.full((r,), c, jnp.int32), kl),
         lambda: firsts[:, 0],
     )
