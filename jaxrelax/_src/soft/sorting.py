@@ -91,7 +91,16 @@ def _project_onto(z, w, kl):
     perm = _numerics.argsort(_numerics.sg(z), descending=True)  # stable, one operand
     s = jnp.take_along_axis(z, perm, axis=-1)
     u = _isotonic.project(s, jnp.broadcast_to(w, s.shape), kl)
-    return jnp.put_along_axis(jnp.zeros_like(u), perm, u, axis=-1, inplace=False)
+    return _unpermute(u, perm)
+
+
+def _unpermute(u, perm):
+    """``y`` with ``y[..., perm[..., j]] = u[..., j]``, for ``perm`` a permutation of each
+    row: a scatter that is told its indices are unique, so that its derivative is one
+    scatter and its transpose one gather (``jnp.put_along_axis`` does not say so, and
+    its derivative scatters ids to find which update wins: about five more kernels)."""
+    idx = (*jnp.indices(perm.shape, sparse=True)[:-1], perm)
+    return jnp.zeros_like(u).at[idx].set(u, unique_indices=True, mode="promise_in_bounds")
 
 
 # ---------------------------------------------------------------------------------
@@ -165,7 +174,7 @@ def _masked_project_onto(z, mask, w, kl):
     perm = _compact(z, mask, descending=True)
     s = jnp.take_along_axis(z, perm, axis=-1)
     u = _project_front(s, w(m, front).astype(s.dtype), front, m, kl)
-    return jnp.put_along_axis(jnp.zeros_like(u), perm, u, axis=-1, inplace=False), m
+    return _unpermute(u, perm), m
 
 
 def sort(
