@@ -50,6 +50,13 @@ the chunks of neither kind step (gathered, a quarter of the lanes at a time). On
 ``ε = 10⁻³``) a ``jnp.sort`` of the same array, against about 0.5× when every chunk
 stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
+Compile time is part of the cost: XLA's CPU backend compiles every kernel of a program
+separately, at about 15-20 ms of CPU each however small, and the solver is most of the
+kernels of a soft sort (118 of 137 at n = 1000). So it avoids what compiles to many
+kernels: ``jnp.nonzero`` (about ten; the mixed chunks are ordered by one packed sort),
+separate ``any``/``all`` reductions (one bitwise-or reduction of flag bits instead),
+``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls).
+
 Keeping the batch inside the loops (and never ``vmap``-ing a loop) matters: ``vmap``
 over a ``while_loop`` turns each O(1) stack step into an O(n) select over the carried
 stacks. A ``custom_vmap`` rule folds a user ``vmap`` into the rows instead.
