@@ -290,6 +290,13 @@ def _enable_x64():
     return ctx(True)
 
 
+def _canonical_ties(x: jax.Array) -> jax.Array:
+    """Float ``x`` with ``-0.0`` made ``+0.0`` and every NaN one positive NaN: the values
+    ``jnp.sort`` ties, made equal bit for bit."""
+    x = jnp.where(x == 0, jnp.zeros_like(x), x)
+    return jnp.where(jnp.isnan(x), jnp.full_like(x, jnp.nan), x)
+
+
 def _sort_key(x: jax.Array) -> jax.Array:
     """Unsigned integer keys of ``x`` whose order is ``jnp.sort``'s order of ``x``.
 
@@ -301,9 +308,7 @@ def _sort_key(x: jax.Array) -> jax.Array:
     if jnp.issubdtype(x.dtype, jnp.floating):
         if x.dtype.itemsize == 1:  # float8 / float4: exact in float32
             x = x.astype(jnp.float32)
-        x = jnp.where(x == 0, jnp.zeros_like(x), x)
-        x = jnp.where(jnp.isnan(x), jnp.full_like(x, jnp.nan), x)
-        u = lax.bitcast_convert_type(x, _UINT[x.dtype.itemsize])
+        u = lax.bitcast_convert_type(_canonical_ties(x), _UINT[x.dtype.itemsize])
         sign = np.array(1 << (8 * u.dtype.itemsize - 1), u.dtype)
         return jnp.where(u >= sign, ~u, u | sign)
     if x.dtype == jnp.bool_:
@@ -506,8 +511,7 @@ def top_k_indices(x: jax.Array, k: int) -> jax.Array:
 
     def select(v):
         if jnp.issubdtype(v.dtype, jnp.floating):
-            v = jnp.where(v == 0, jnp.zeros_like(v), v)
-            v = jnp.where(jnp.isnan(v), jnp.full_like(v, jnp.nan), v)
+            v = _canonical_ties(v)
         return lax.top_k(v, k)[1].astype(jnp.int32)
 
     if ratio * k < n or n < min_n:
