@@ -158,6 +158,17 @@ def _leq(left, right, kl: bool):
     return (left[..., _A] - right[..., _A]) + _offset(left, kl) <= _offset(right, kl)
 
 
+#: Most entries of an index array written into the program as a constant (below):
+#: ``jnp.arange`` is a kernel of its own to compile where XLA does not fuse it into its
+#: consumers (index operands of gathers and scatters, loop constants), a constant none.
+_LITERAL = 1 << 14
+
+
+def _iota(n: int):
+    """``arange(n)`` as int32: a NumPy constant up to ``_LITERAL`` entries."""
+    return np.arange(n, dtype=np.int32) if n <= _LITERAL else jnp.arange(n, dtype=jnp.int32)
+
+
 # Indices into the stacks are in bounds by construction, one per lane.
 _IN_BOUNDS = {"mode": "promise_in_bounds", "indices_are_sorted": True, "unique_indices": True}
 
@@ -168,21 +179,23 @@ def _record(s, w):
     return jnp.stack([s, zero, zero, w, zero, jnp.ones_like(s)], axis=-1)
 
 
-def _stack_pav(s, w, length, state, kl: bool):
-    """The stack PAV loop of ``_solve_chunks`` on lanes s, w [L, m], from ``state`` =
-    ``(stack [L, m, 6], seen [L, m], cur [L, 6], top [L], nxt [L])``; returns the same
-    state where no lane has anything left to pool or push."""
-    p, m = s.shape
-    lanes = jnp.arange(p, dtype=jnp.int32)
+def _stack_pav(stack, length, kl: bool):
+    """The stack PAV loop of ``_solve_chunks`` on lanes of singleton records
+    [L, m, 6] (entry j in slot j), ``length`` [L] entries each; returns the stack with
+    each lane's blocks in its first ``top`` [L] slots.
+
+    The stack is its own input: it grows from slot 0 and never past the next entry to
+    read (``top <= nxt``), so the records above it are still the entries'. The current
+    block is kept on top (slot ``top − 1``), written after every step."""
+    p, m, _ = stack.shape
+    lanes = _iota(p)
 
     def body(carry):
-        stack, seen, cur, top, nxt, _ = carry
-        # Store the current block, then read the one below it (in place).
-        stack = stack.at[lanes, top - 1].set(cur, **_IN_BOUNDS)
-        prev = stack.at[lanes, jnp.maximum(top - 2, 0)].get(**_IN_BOUNDS)
+        stack, cur, top, nxt, _ = carry
+        # The block below the top and the next entry, in one gather.
         j = jnp.minimum(nxt, m - 1)
-        elem = _record(s.at[lanes, j].get(**_IN_BOUNDS), w.at[lanes, j].get(**_IN_BOUNDS))
-        seen = seen.at[lanes, j].set(elem[:, _A], **_IN_BOUNDS)
+        prev = stack.at[lanes, jnp.maximum(top - 2, 0)].get(**_IN_BOUNDS)
+        elem = stack.at[lanes, j].get(**_IN_BOUNDS)
         # Ties pool (``<=``), as in the reference solver: the blocks of the solution
         # then have strictly decreasing values, and the derivative at a tie is that of
         # the pooled block, not a one-sided zero.
@@ -196,10 +209,13 @@ def _stack_pav(s, w, length, state, kl: bool):
         cur = jnp.where(merged[:, None], pair, jnp.where(push[:, None], elem, cur))
         top = top - viol.astype(top.dtype) + (push & ~pool).astype(top.dtype)
         nxt = nxt + push.astype(nxt.dtype)
-        return stack, seen, cur, top, nxt, jnp.any(merged | (nxt < length))
+        stack = stack.at[lanes, top - 1].set(cur, **_IN_BOUNDS)
+        return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
-    init = (*state, jnp.any(state[-1] < length))
-    return lax.while_loop(lambda c: c[-1], body, init)[:-1]
+    ones = jnp.ones((p,), jnp.int32)
+    init = (stack, stack[:, 0], ones, ones, jnp.any(length > 1))
+    stack, _, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
+    return stack, top
 
 
 def _solve_chunks(s, w, length, kl: bool):
@@ -244,23 +260,21 @@ def _solve_chunks(s, w, length, kl: bool):
     # The mixed chunks first, in index order (one packed sort; ``jnp.nonzero`` compiles
     # to about ten kernels), then room for a last group.
     order = jnp.pad(_numerics.argsort(~mixed), (0, 4 * group - p))
-    sub = jnp.arange(group, dtype=jnp.int32)
-    ones = jnp.ones((group,), jnp.int32)
+    sub = _iota(group)
 
     def step(carry):
-        g, stack, seen, top = carry
+        g, stack, top, seen = carry
         take = lax.dynamic_slice_in_dim(order, g * group, group)
         # (Past the mixed chunks: other chunks, whose writes are dropped.)
         pick = jnp.where(g * group + sub < count, take, p)
-        s_g, w_g = s[take], w[take]
-        first = _record(s_g[:, 0], w_g[:, 0])
-        state = (_record(s_g, w_g), s_g, first, ones, ones)
-        st, se, cur, tp, _ = _stack_pav(s_g, w_g, length[take], state, kl)
-        found = (st.at[sub, tp - 1].set(cur), se, tp)
-        return g + 1, *(x.at[pick].set(y, mode="drop") for x, y in zip((stack, seen, top), found))
+        # (The stack of a mixed chunk still holds its entries' records: read from the
+        # carried stack, not from ``records``, which would then be kept beside it.)
+        rec = stack[take]
+        found = (*_stack_pav(rec, jnp.asarray(length)[take], kl), rec[..., _A])
+        return g + 1, *(x.at[pick].set(y, mode="drop") for x, y in zip((stack, top, seen), found))
 
-    _, stack, seen, top = lax.while_loop(
-        lambda c: c[0] * group < count, step, (jnp.int32(0), stack, s, top)
+    _, stack, top, seen = lax.while_loop(
+        lambda c: c[0] * group < count, step, (jnp.int32(0), stack, top, s)
     )
     return stack, top, seen
 
@@ -285,9 +299,10 @@ def _exclusive_prefix(x):
     """``out[..., j] = sum(x[..., :j])`` along the last axis, as one matmul (XLA's CPU
     cumsum is a reduce-window costing about 10 µs on a 128-entry window)."""
     m = x.shape[-1]
-    upper = (
-        jnp.arange(m, dtype=jnp.int32)[:, None] < jnp.arange(m, dtype=jnp.int32)[None, :]
-    ).astype(x.dtype)
+    if m * m <= _LITERAL:
+        upper = np.triu(np.ones((m, m), x.dtype), 1)
+    else:
+        upper = (_iota(m)[:, None] < _iota(m)[None, :]).astype(x.dtype)
     return jnp.matmul(x, upper, precision=lax.Precision.HIGHEST)
 
 
@@ -405,9 +420,9 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     c = nbc.shape[1]
     m = cm // (c + 1)
     cm = c * m
-    rows = jnp.arange(r, dtype=jnp.int32)
+    rows = _iota(r)
     q = min(_RUN, m)
-    run_window = jnp.arange(q, dtype=jnp.int32)[None, :]
+    run_window = _iota(q)[None, :]
     padded = chunks
     # Stack slot t lives at index q + t: q slots of padding below slot 0 let every row
     # read the q slots under its top as one slice; m above the last let it copy m.
@@ -434,7 +449,7 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
         # rest of the chunk. Both runs are measured at once, on 2R lanes.
         wins = jnp.concatenate([below, above])
         lim = jnp.concatenate([top - 1, left])
-        side = jnp.arange(2 * r, dtype=jnp.int32) >= r
+        side = _iota(2 * r) >= r
         runs = _run_length(jnp.concatenate([cur, cur]), wins, run_window < lim[:, None], side, kl)
         pops, takes = runs[:r], runs[r:]
         viol = pops > 0
@@ -531,11 +546,11 @@ def _blocks_2d(s, w, kl: bool):
     # One more chunk per row, of one zero entry: the solved chunks then come with the
     # m slots of room that the row-level join reads past a row's last chunk.
     pad = ((0, 0), (0, (c + 1) * m - n))
-    length = jnp.clip(n - jnp.arange(c + 1, dtype=jnp.int32) * m, 1, m).astype(jnp.int32)
+    length = np.clip(n - np.arange(c + 1, dtype=np.int32) * m, 1, m).astype(np.int32)
     chunks, nbc, seen = _solve_chunks(
         jnp.pad(s, pad).reshape(r * (c + 1), m),
         jnp.pad(w, pad).reshape(r * (c + 1), m),
-        jnp.tile(length, r),
+        np.tile(length, r) if r * (c + 1) <= _LITERAL else jnp.tile(length, r),
         kl,
     )
     nbc = nbc.reshape(r, c + 1)[:, :c]
@@ -559,7 +574,7 @@ def _blocks_2d(s, w, kl: bool):
         starts = jnp.where(valid, _counts_before(cnt), n)
         flags = (
             jnp.zeros((r, n), jnp.int32)
-            .at[jnp.arange(r, dtype=jnp.int32)[:, None], starts]
+            .at[_iota(r)[:, None], starts]
             .add(1, mode="drop")
         )
         bid = _counts_before(flags) + flags - 1
