@@ -241,11 +241,15 @@ def _solve_chunks(s, w, length, kl: bool):
     # tie could then be seen as a gap of an ulp. The callers' inputs that can tie reach
     # the solver through the sorting gather, a buffer of its own.)
     pairs = (s[:, :-1] - s[:, 1:]) - w[:, :-1] <= -w[:, 1:]
-    kinds = _or_bits(jnp.where(inside, jnp.where(pairs, 1, 2), 0))  # 1: a pair pools, 2: one not
-    down = (kinds & 1) == 0
-    up = kinds == 1
-    mixed = kinds == 3
-    count, ups = jnp.sum(jnp.stack([mixed, up]), axis=1, dtype=jnp.int32)  # one reduction
+    # Pooling pairs + 256 · others (m − 1 < 256 pairs), then how many chunks are mixed
+    # and how many one block.
+    tally = _sums(jnp.where(inside, jnp.where(pairs, 1.0, 256.0), 0.0))
+    others = jnp.floor(tally * (1.0 / 256.0))
+    pooled = tally - 256.0 * others
+    down = pooled == 0
+    up = ~down & (others == 0)
+    mixed = ~down & ~up
+    count, ups = _sums(jnp.stack([mixed, up])).astype(jnp.int32)
     # The solved chunks are final: the singletons, or their union in the first slot
     # (computed only where a chunk needs it).
     union = lax.cond(ups > 0, lambda: _union(records, length, kl), lambda: records[:, 0])
@@ -277,6 +281,20 @@ def _solve_chunks(s, w, length, kl: bool):
         lambda c: c[0] * group < count, step, (jnp.int32(0), stack, top, s)
     )
     return stack, top, seen
+
+
+def _sums(x):
+    """Sums along the last axis of ``x`` [..., k] of small non-negative integers, exact in
+    float32 below ``2**24``, as a matmul: a reduction of more than 32 entries compiles to
+    two kernels on XLA's CPU (a reduce-window, then a reduce), a matmul to a library
+    call."""
+    # (A matrix of ones: XLA's CPU calls the library for a matrix product, but emits a
+    # kernel of its own for a matrix-vector one.)
+    if x.shape[-1] == 0:
+        return jnp.zeros(x.shape[:-1], jnp.float32)
+    ones = np.ones((x.shape[-1], 2), np.float32)
+    flat = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+    return jnp.matmul(flat, ones, precision=lax.Precision.HIGHEST)[:, 0].reshape(x.shape[:-1])
 
 
 def _or_bits(flags):
@@ -366,10 +384,10 @@ def _run_length(cur, win, valid, cur_left, kl: bool):
         v = v * scale
     # Ties pool, as in the first phase.
     pools = valid & jnp.where(cur_left[:, None], run <= v, v <= run)
-    # The number of leading pooling blocks: the index of the first that does not.
-    return jnp.where(jnp.all(pools, axis=1), win.shape[1], jnp.argmin(pools, axis=1)).astype(
-        jnp.int32
-    )
+    # The number of leading pooling blocks: the index of the first that does not (one
+    # past the window where all do).
+    stop = jnp.zeros_like(pools[:, :1])
+    return jnp.argmin(jnp.concatenate([pools, stop], axis=1), axis=1).astype(jnp.int32)
 
 
 def _union(win, count, kl: bool):
@@ -450,7 +468,13 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
         wins = jnp.concatenate([below, above])
         lim = jnp.concatenate([top - 1, left])
         side = _iota(2 * r) >= r
-        runs = _run_length(jnp.concatenate([cur, cur]), wins, run_window < lim[:, None], side, kl)
+        runs = _run_length(
+            jnp.broadcast_to(cur, (2, r, k)).reshape(2 * r, k),
+            wins,
+            run_window < lim[:, None],
+            side,
+            kl,
+        )
         pops, takes = runs[:r], runs[r:]
         viol = pops > 0
         act = ~viol & more
@@ -572,11 +596,7 @@ def _blocks_2d(s, w, kl: bool):
         valid = k < nb[:, None]
         cnt = jnp.where(valid, stack[..., _CNT], 0).astype(jnp.int32)
         starts = jnp.where(valid, _counts_before(cnt), n)
-        flags = (
-            jnp.zeros((r, n), jnp.int32)
-            .at[_iota(r)[:, None], starts]
-            .add(1, mode="drop")
-        )
+        flags = jnp.zeros((r, n), jnp.int32).at[_iota(r)[:, None], starts].add(1, mode="drop")
         bid = _counts_before(flags) + flags - 1
         # Per block: the anchor, the offset of the value from it, then for l2 the count, for
         # kl the statistics of s (from the anchor) and of w, which shift the block softmaxes.
