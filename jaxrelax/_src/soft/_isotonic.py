@@ -52,10 +52,14 @@ stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
 Compile time is part of the cost: XLA's CPU backend compiles every kernel of a program
 separately, at about 15-20 ms of CPU each however small, and the solver is most of the
-kernels of a soft sort (118 of 137 at n = 1000). So it avoids what compiles to many
+kernels of a soft sort (100 of 118 at n = 1000). So it avoids what compiles to many
 kernels: ``jnp.nonzero`` (about ten; the mixed chunks are ordered by one packed sort),
 separate ``any``/``all`` reductions (one bitwise-or reduction of flag bits instead),
-``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls).
+``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls), integer
+sums of more than 32 terms (a reduce-window and a reduce; matrix products are library
+calls, not compiled kernels), ``jnp.arange`` index arrays for gathers, scatters and
+loops (each a kernel; small ones are NumPy constants), and reading a chunk's entries
+apart from its stack (the stack holds them until the loop passes them).
 
 Keeping the batch inside the loops (and never ``vmap``-ing a loop) matters: ``vmap``
 over a ``while_loop`` turns each O(1) stack step into an O(n) select over the carried
