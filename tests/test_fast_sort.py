@@ -278,3 +278,46 @@ def test_the_fast_sort_is_the_only_sort_in_src():
             ):
                 found.append(f"{path.relative_to(src)}:{node.lineno} {ast.unparse(node)}")
     assert not found, found
+
+
+@pytest.mark.parametrize("shape,k", [((7,), 7), ((3, 5), 2), ((2, 3, 6), 6), ((4, 1), 1)])
+def test_take_last_and_unpermute_last_match_numpy(shape, k):
+    # Reference: NumPy's take_along_axis / put_along_axis (values and the scatter's
+    # transpose, a gather, through jax.grad against jnp.take_along_axis's).
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    perm = np.argsort(rng.normal(size=shape), axis=-1).astype(np.int32)
+    idx = jnp.asarray(perm[..., :k])
+    np.testing.assert_array_equal(
+        _numerics.take_last(x, idx), np.take_along_axis(np.asarray(x), perm[..., :k], axis=-1)
+    )
+    expected = np.zeros(shape, np.float32)
+    np.put_along_axis(expected, perm, np.asarray(x), axis=-1)
+    np.testing.assert_array_equal(_numerics.unpermute_last(x, jnp.asarray(perm)), expected)
+    w = jnp.asarray(rng.normal(size=idx.shape), jnp.float32)
+
+    def loss(take):
+        return lambda v: jnp.sum(w * jnp.sin(take(v)))
+
+    np.testing.assert_array_equal(
+        jax.jit(jax.grad(loss(lambda v: _numerics.take_last(v, idx))))(x),
+        jax.grad(loss(lambda v: jnp.take_along_axis(v, idx, axis=-1)))(x),
+    )
+    # unpermute_last inverts take_last (under vmap where there is an axis to map).
+    p = jnp.asarray(perm)
+    take, put = _numerics.take_last, _numerics.unpermute_last
+    if len(shape) > 1:
+        take, put = jax.vmap(take), jax.vmap(put)
+    np.testing.assert_array_equal(put(take(x, p), p), x)
+
+
+def test_take_last_falls_back_where_flat_indices_overflow():
+    # 2**16 rows of 2**15: flat int32 indices would overflow, so the row-wise gather is
+    # used (traced only, nothing allocated).
+    x = jax.ShapeDtypeStruct((2**16, 2**15), jnp.float32)
+    idx = jax.ShapeDtypeStruct((2**16, 2**15), jnp.int32)
+    assert _numerics._flat_index(idx, 2**15) is None  # type: ignore[arg-type]
+    assert _numerics._flat_index(jnp.zeros((2, 3), jnp.int32), 3) is not None
+    for fn in (_numerics.take_last, _numerics.unpermute_last):
+        out = jax.eval_shape(fn, x, idx)
+        assert out.shape == x.shape and out.dtype == x.dtype

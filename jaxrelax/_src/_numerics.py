@@ -354,6 +354,46 @@ def _packed_argsort(u: jax.Array, width: int) -> jax.Array:
     return perm
 
 
+def _flat_index(idx: jax.Array, n: int) -> jax.Array | None:
+    """Indices ``idx`` [..., k] into rows of length ``n`` as indices into the flattened
+    rows (None where they would overflow int32)."""
+    rows = int(np.prod(idx.shape[:-1], dtype=np.int64))
+    if rows * max(n, idx.shape[-1]) >= 2**31:
+        return None
+    offsets = lax.broadcasted_iota(jnp.int32, (rows, 1), 0) * n
+    return (idx.reshape(rows, -1) + offsets).reshape(-1)
+
+
+def take_last(x: jax.Array, idx: jax.Array) -> jax.Array:
+    """``jnp.take_along_axis(x, idx, axis=-1)`` for in-bounds ``idx`` [..., k], as one
+    gather from the flattened rows (``take_along_axis`` builds its index pairs, and its
+    transpose's, in kernels of their own: compile time on XLA's CPU)."""
+    flat_idx = _flat_index(idx, x.shape[-1])
+    if flat_idx is None:
+        return jnp.take_along_axis(x, idx, axis=-1, mode="promise_in_bounds")
+    out = x.reshape(-1).at[flat_idx].get(mode="promise_in_bounds")
+    return out.reshape(idx.shape)
+
+
+def unpermute_last(u: jax.Array, perm: jax.Array) -> jax.Array:
+    """``y`` with ``y[..., perm[..., j]] = u[..., j]``, for ``perm`` a permutation of each
+    row (the inverse of ``take_last(y, perm)``): a scatter told that its indices are
+    unique, so that its derivative is one scatter and its transpose one gather
+    (``jnp.put_along_axis`` does not say so, and its derivative scatters ids to find
+    which update wins: about five more kernels), from the flattened rows as
+    `take_last`."""
+    flat_idx = _flat_index(perm, u.shape[-1])
+    if flat_idx is None:
+        idx = (*jnp.indices(perm.shape, sparse=True)[:-1], perm)
+        return jnp.zeros_like(u).at[idx].set(u, unique_indices=True, mode="promise_in_bounds")
+    out = (
+        jnp.zeros((u.size,), u.dtype)
+        .at[flat_idx]
+        .set(u.reshape(-1), unique_indices=True, mode="promise_in_bounds")
+    )
+    return out.reshape(u.shape)
+
+
 def _argsort_cpu(x: jax.Array, descending: bool) -> jax.Array:
     u = _sort_key(x)
     if descending:
@@ -455,7 +495,7 @@ def sort(x: ArrayLike, axis: int = -1, descending: bool = False) -> jax.Array:
     def cpu(v):
         if jnp.issubdtype(v.dtype, jnp.floating):
             perm = _argsort_cpu(sg(v), False)
-            out = jnp.take_along_axis(v, perm, axis=-1, mode="promise_in_bounds")
+            out = take_last(v, perm)
         else:
             u = lax.sort(_sort_key(v), dimension=v.ndim - 1)
             if v.dtype == jnp.bool_:

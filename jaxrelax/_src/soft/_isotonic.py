@@ -292,11 +292,12 @@ def _sums(x):
     float32 below ``2**24``, as a matmul: a reduction of more than 32 entries compiles to
     two kernels on XLA's CPU (a reduce-window, then a reduce), a matmul to a library
     call."""
-    # (A matrix of ones: XLA's CPU calls the library for a matrix product, but emits a
-    # kernel of its own for a matrix-vector one.)
     if x.shape[-1] == 0:
         return jnp.zeros(x.shape[:-1], jnp.float32)
-    ones = np.ones((x.shape[-1], 2), np.float32)
+    # (A matrix: XLA's CPU calls the library for a matrix product, but emits a kernel of
+    # its own for a matrix-vector one. Its second column is zeros: a constant of equal
+    # entries becomes a broadcast, a kernel of its own where a matrix product reads it.)
+    ones = np.stack([np.ones(x.shape[-1], np.float32), np.zeros(x.shape[-1], np.float32)], 1)
     flat = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     return jnp.matmul(flat, ones, precision=lax.Precision.HIGHEST)[:, 0].reshape(x.shape[:-1])
 

@@ -89,18 +89,9 @@ def _within(y, lo, hi):
 def _project_onto(z, w, kl):
     """Projection of ``z`` [..., n] onto the permutahedron of the decreasing ``w`` [n]."""
     perm = _numerics.argsort(_numerics.sg(z), descending=True)  # stable, one operand
-    s = jnp.take_along_axis(z, perm, axis=-1)
+    s = _numerics.take_last(z, perm)
     u = _isotonic.project(s, jnp.broadcast_to(w, s.shape), kl)
-    return _unpermute(u, perm)
-
-
-def _unpermute(u, perm):
-    """``y`` with ``y[..., perm[..., j]] = u[..., j]``, for ``perm`` a permutation of each
-    row: a scatter that is told its indices are unique, so that its derivative is one
-    scatter and its transpose one gather (``jnp.put_along_axis`` does not say so, and
-    its derivative scatters ids to find which update wins: about five more kernels)."""
-    idx = (*jnp.indices(perm.shape, sparse=True)[:-1], perm)
-    return jnp.zeros_like(u).at[idx].set(u, unique_indices=True, mode="promise_in_bounds")
+    return _numerics.unpermute_last(u, perm)
 
 
 # ---------------------------------------------------------------------------------
@@ -174,7 +165,7 @@ def _masked_project_onto(z, mask, w, kl):
     perm = _compact(z, mask, descending=True)
     s = jnp.take_along_axis(z, perm, axis=-1)
     u = _project_front(s, w(m, front).astype(s.dtype), front, m, kl)
-    return _unpermute(u, perm), m
+    return _numerics.unpermute_last(u, perm), m
 
 
 def sort(
