@@ -454,7 +454,11 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     cur = chunks[rows, top - 1]
 
     def body(carry):
-        stack, cur, top, ci, head, _ = carry
+        # ``at`` = ci·m + head: the row is at block ``head`` of chunk ``ci`` (one carry,
+        # so one kernel updates both).
+        stack, cur, top, at, _ = carry
+        ci = at // m
+        head = at - ci * m
         more = ci < c
         cic = jnp.minimum(ci, c - 1)
         left = nbc.at[rows, cic].get(**_IN_BOUNDS) - head  # blocks not yet taken
@@ -492,11 +496,9 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
         merged = _merge(union, cur, kl)
         cur = jnp.where((viol | absorb)[:, None], merged, jnp.where(copy[:, None], last, cur))
         top = top - jnp.where(viol, pops, 0) + jnp.where(copy, left, 0)
-        head = head + jnp.where(absorb, takes, 0)
         done = copy | (absorb & (takes >= left))
-        ci = ci + done.astype(ci.dtype)
-        head = jnp.where(done, 0, head)
-        return stack, cur, top, ci, head, jnp.any(viol | absorb | (ci < c))
+        at = jnp.where(done, (ci + 1) * m, at + jnp.where(absorb, takes, 0))
+        return stack, cur, top, at, jnp.any(viol | absorb | (at < c * m))
 
     # Rows that need no join, from the seams (a chunk's last block and the next chunk's
     # first): rows of singletons (no seam pools, no chunk pooled), which the loop would
@@ -520,9 +522,8 @@ def _join_chunks(chunks, nbc, lengths, kl: bool):
     ups, plain = jnp.sum(jnp.stack([up, single | up]), axis=1, dtype=jnp.int32)  # one reduction
     direct = plain == r
     active = ~up & ~direct
-    zeros = jnp.zeros((r,), jnp.int32)
-    init = (stack, cur, top, jnp.where(active, 1, c), zeros, ~direct & (ups < r))
-    stack, cur, top, _, _, _ = lax.while_loop(lambda s: s[-1], body, init)
+    init = (stack, cur, top, jnp.where(active, m, c * m), ~direct & (ups < r))
+    stack, cur, top, _, _ = lax.while_loop(lambda s: s[-1], body, init)
     # (Behind a cond, a buffer: fused into the readers of the stack, the union would be
     # computed again for each of their entries.)
     union = lax.cond(
