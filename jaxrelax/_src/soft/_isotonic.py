@@ -52,7 +52,7 @@ stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
 Compile time is part of the cost: XLA's CPU backend compiles every kernel of a program
 separately, at about 15-20 ms of CPU each however small, and the solver is most of the
-kernels of a soft sort (100 of 118 at n = 1000). So it avoids what compiles to many
+kernels of a soft sort (96 of 112 at n = 1000). So it avoids what compiles to many
 kernels: ``jnp.nonzero`` (about ten; the mixed chunks are ordered by one packed sort),
 separate ``any``/``all`` reductions (one bitwise-or reduction of flag bits instead),
 ``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls), integer
@@ -196,7 +196,7 @@ def _stack_pav(stack, length, kl: bool):
 
     def body(carry):
         stack, cur, top, nxt, _ = carry
-        # The block below the top and the next entry, in one gather.
+        # The block below the top, and the next entry (still in its own slot).
         j = jnp.minimum(nxt, m - 1)
         prev = stack.at[lanes, jnp.maximum(top - 2, 0)].get(**_IN_BOUNDS)
         elem = stack.at[lanes, j].get(**_IN_BOUNDS)
