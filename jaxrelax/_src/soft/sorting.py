@@ -163,7 +163,7 @@ def _masked_project_onto(z, mask, w, kl):
     decreasing target on the front. Outputs at padded positions are garbage."""
     m, front = _front(mask)
     perm = _compact(z, mask, descending=True)
-    s = jnp.take_along_axis(z, perm, axis=-1)
+    s = _numerics.take_last(z, perm)
     u = _project_front(s, w(m, front).astype(s.dtype), front, m, kl)
     return _numerics.unpermute_last(u, perm), m
 
