@@ -52,7 +52,7 @@ stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
 Compile time is part of the cost: XLA's CPU backend compiles every kernel of a program
 separately, at about 15-20 ms of CPU each however small, and the solver is most of the
-kernels of a soft sort (96 of 112 at n = 1000). So it avoids what compiles to many
+kernels of a soft sort (95 of 111 at n = 1000). So it avoids what compiles to many
 kernels: ``jnp.nonzero`` (about ten; the mixed chunks are ordered by one packed sort),
 separate ``any``/``all`` reductions (one bitwise-or reduction of flag bits instead),
 ``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls), integer
@@ -217,7 +217,9 @@ def _stack_pav(stack, length, kl: bool):
         return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
     ones = jnp.ones((p,), jnp.int32)
-    init = (stack, stack[:, 0], ones, ones, jnp.any(length > 1))
+    # (The first step runs: a step with nothing to read changes nothing, and it spares
+    # the program a reduction over the lanes, two kernels to compile.)
+    init = (stack, stack[:, 0], ones, ones, jnp.bool_(True))
     stack, _, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
     return stack, top
 
