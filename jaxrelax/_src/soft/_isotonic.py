@@ -52,7 +52,7 @@ stepped; rows where nearly every chunk steps (a random walk) still cost that.
 
 Compile time is part of the cost: XLA's CPU backend compiles every kernel of a program
 separately, at about 15-20 ms of CPU each however small, and the solver is most of the
-kernels of a soft sort (95 of 111 at n = 1000). So it avoids what compiles to many
+kernels of a soft sort (94 of 109 at n = 1000). So it avoids what compiles to many
 kernels: ``jnp.nonzero`` (about ten; the mixed chunks are ordered by one packed sort),
 separate ``any``/``all`` reductions (one bitwise-or reduction of flag bits instead),
 ``cumsum`` over long axes (a tree of reduce-windows; prefix counts are matmuls), integer
