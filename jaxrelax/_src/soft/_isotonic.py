@@ -217,8 +217,8 @@ def _stack_pav(stack, length, kl: bool):
         return stack, cur, top, nxt, jnp.any(merged | (nxt < length))
 
     ones = jnp.ones((p,), jnp.int32)
-    # (The first step runs: a step with nothing to read changes nothing, and it spares
-    # the program a reduction over the lanes, two kernels to compile.)
+    # (The first step runs unconditionally: a step with nothing to read changes nothing,
+    # and without a reduction over the lanes here the program has a kernel fewer.)
     init = (stack, stack[:, 0], ones, ones, jnp.bool_(True))
     stack, _, top, _, _ = lax.while_loop(lambda c: c[-1], body, init)
     return stack, top
