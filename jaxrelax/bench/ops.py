@@ -74,7 +74,7 @@ class OpsConfig:
     sort_rounds: int = 10
     sort_strength: float = 1.0  # regularization_strength of soft sort / rank
     argsort_max_n: int = 1_000  # soft permutation matrices are O(n²): sizes up to this
-    argsort_rounds: int = 3
+    argsort_rounds: int = 9
     argsort_temperature: float = 0.1
     argsort_sinkhorn_iters: int = 20
 
