@@ -321,3 +321,21 @@ def test_take_last_falls_back_where_flat_indices_overflow():
     for fn in (_numerics.take_last, _numerics.unpermute_last):
         out = jax.eval_shape(fn, x, idx)
         assert out.shape == x.shape and out.dtype == x.dtype
+
+
+def test_take_last_and_unpermute_last_fallback_values(monkeypatch):
+    # The row-wise fallback (used where flat int32 indices would overflow) run on small
+    # arrays, with the overflow forced: reference NumPy's take_along_axis / put_along_axis.
+    monkeypatch.setattr(_numerics, "_flat_index", lambda idx, n: None)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    perm = np.argsort(rng.normal(size=x.shape), axis=-1).astype(np.int32)
+    np.testing.assert_array_equal(
+        _numerics.take_last(jnp.asarray(x), jnp.asarray(perm[..., :3])),
+        np.take_along_axis(x, perm[..., :3], axis=-1),
+    )
+    expected = np.zeros_like(x)
+    np.put_along_axis(expected, perm, x, axis=-1)
+    np.testing.assert_array_equal(
+        _numerics.unpermute_last(jnp.asarray(x), jnp.asarray(perm)), expected
+    )
